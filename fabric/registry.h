@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// The registry: one shared region (memzone "gz_registry") that says who owns what.
+//
+// It holds the port table, the queue table (one entry per queue slot: state, owner pid, owner
+// epoch, lcore id, heartbeat) and one statistics block per queue slot. The primary creates and
+// formats it; stacks attach and update only their own queue entry and statistics block; the
+// manager moves queues between states.
+//
+// Who writes which cache line:
+//  - RegistryHeader, PortEntry: the primary, before any secondary attaches (read-only afterwards,
+//    except PortEntry::reta, written by the manager when queue ownership changes);
+//  - QueueEntry: the manager (state, owner, epoch, lcore) and the owner (heartbeat);
+//  - QueueStats: the owning stack only (plain counters, readers see them eventually).
+//
+// The layout is ABI: no pointers, fixed sizes, static_asserts below; bump k_registry_layout on
+// any change.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "conf/result.h"
+#include "fabric/types.h"
+
+namespace gazelle::fabric {
+
+inline constexpr std::uint32_t k_registry_layout = 1;
+inline constexpr char k_registry_name[] = "gz_registry";
+// Redirection table size of software RSS (user-veth) and what we program into NICs that take it.
+inline constexpr unsigned k_reta_size = 128;
+inline constexpr unsigned k_rss_key_bytes = 40;
+
+enum class PortKind : std::uint8_t { user_veth = 1, ethdev = 2 };
+
+enum class QueueState : std::uint32_t {
+    free = 0,     // nobody owns it; receives nothing (RETA avoids it) or is adopted by a live stack
+    owned = 1,    // a live stack polls it
+    draining = 2, // owner gone or leaving: no new traffic; reclaim in progress
+};
+
+struct alignas(k_cache_line) PortEntry {
+    char name[16];
+    PortKind kind;
+    std::uint8_t mac[6];
+    std::uint8_t bridge;          // user-veth: bridge index + 1, 0 = none
+    std::uint16_t dpdk_port_id;   // ethdev ports
+    std::uint16_t first_slot;     // queue slots first_slot .. first_slot + nb_queues - 1
+    std::uint16_t nb_queues;
+    std::uint16_t mtu;
+    std::uint32_t ipv4;           // network byte order
+    std::uint32_t netmask;        // network byte order
+    std::uint32_t gateway;        // network byte order, 0 = none
+    std::uint8_t rss_key[k_rss_key_bytes];
+    // Software RSS redirection table: entries are hardware queue indexes of this port. The manager
+    // points it only at owned queues (no packet is stranded on a queue nobody polls).
+    std::atomic<std::uint16_t> reta[k_reta_size];
+};
+static_assert(offsetof(PortEntry, rss_key) == 44);
+static_assert(offsetof(PortEntry, reta) == 84);
+static_assert(sizeof(PortEntry) == 6 * k_cache_line);
+
+struct alignas(k_cache_line) QueueEntry {
+    std::atomic<QueueState> state;
+    std::atomic<std::int32_t> owner_pid;   // 0 when free
+    std::atomic<Epoch> epoch;              // bumped on every new owner
+    std::atomic<std::uint16_t> lcore_id;   // EAL lcore of the owning stack thread (unique fabric-wide)
+    std::uint16_t port;                    // index in the port table
+    std::uint16_t hw_queue;                // queue index on that port
+    std::uint16_t reserved_;
+    std::atomic<std::uint64_t> heartbeat;  // bumped by the owner's poll loop; the manager checks it moves
+};
+static_assert(sizeof(QueueEntry) == k_cache_line);
+
+// Per queue slot, written only by its owner. Two lines: packet counters, then drops by reason.
+struct alignas(k_cache_line) QueueStats {
+    std::uint64_t rx_packets;       // from the NIC queue
+    std::uint64_t rx_bytes;
+    std::uint64_t tx_packets;
+    std::uint64_t tx_bytes;
+    std::uint64_t forwarded_out;    // mis-steered packets handed to another queue's inbox
+    std::uint64_t forwarded_in;     // packets taken from our inbox
+    std::uint64_t arp_fanout;       // ARP replies shared with every live queue
+    std::uint64_t local;            // delivered to our own stack
+    // drops by reason
+    alignas(k_cache_line) std::uint64_t drop_inbox_full;
+    std::uint64_t drop_no_owner;    // no rule, no listener, handed back (counted by the stack)
+    std::uint64_t drop_owner_gone;  // rule points at a queue that is not owned
+    std::uint64_t drop_malformed;   // too short / not IPv4 where it must be
+    std::uint64_t drop_tx_full;
+    std::uint64_t drop_alloc_failed;
+    std::uint64_t drop_table_full;  // flow rule could not be added
+    std::uint64_t connections;      // gauge, stack-maintained
+};
+static_assert(sizeof(QueueStats) == 2 * k_cache_line);
+
+struct alignas(k_cache_line) RegistryLayout {
+    std::uint32_t max_queues;
+    std::uint32_t nb_ports;
+    std::uint32_t nb_slots;         // queue slots in use (sum of ports' queues)
+    std::uint32_t manager_pid;
+    std::atomic<std::uint64_t> live_mask;      // bit q: slot q is owned (cached from QueueEntry::state)
+    std::atomic<std::uint64_t> manager_heartbeat;
+    PortEntry ports[k_max_ports];
+    QueueEntry queues[k_max_queues];
+    QueueStats stats[k_max_queues];
+};
+static_assert(offsetof(RegistryLayout, ports) == k_cache_line);
+
+// A view of the registry (primary or secondary); owns nothing.
+class Registry {
+public:
+    Registry() = default;
+    explicit Registry(RegistryLayout* layout) : layout_(layout) {}
+
+    // Primary: creates and zeroes the region. Secondary: attaches (errors name the region).
+    static Result<Registry> create(unsigned max_queues);
+    static Result<Registry> attach();
+
+    bool valid() const { return layout_ != nullptr; }
+    RegistryLayout& layout() const { return *layout_; }
+    PortEntry& port(unsigned index) const { return layout_->ports[index]; }
+    QueueEntry& queue(QueueSlot slot) const { return layout_->queues[slot]; }
+    QueueStats& stats(QueueSlot slot) const { return layout_->stats[slot]; }
+    unsigned nb_slots() const { return layout_->nb_slots; }
+    std::uint64_t live_mask() const { return layout_->live_mask.load(std::memory_order_acquire); }
+    bool is_live(QueueSlot slot) const { return (live_mask() >> slot) & 1u; }
+
+    // Primary: adds a port owning `nb_queues` new queue slots. EINVAL/ENOSPC when limits are hit.
+    Result<unsigned> add_port(const PortEntry& entry);
+
+    // Manager: free -> owned for (pid, lcore); returns the new owner's epoch. EBUSY if not free.
+    Result<Epoch> claim(QueueSlot slot, std::int32_t pid, std::uint16_t lcore_id);
+    // Manager: owned -> draining (stops new traffic; RETA re-pointed by the caller).
+    void begin_drain(QueueSlot slot);
+    // Manager: draining -> free, after reclaim.
+    void release(QueueSlot slot);
+    // Owner tag an owner of `slot` writes into its mbufs now.
+    OwnerTag owner_tag(QueueSlot slot) const {
+        return OwnerTag::of(slot, queue(slot).epoch.load(std::memory_order_acquire));
+    }
+
+private:
+    RegistryLayout* layout_ = nullptr;
+};
+
+} // namespace gazelle::fabric
