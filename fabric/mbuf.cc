@@ -44,13 +44,24 @@ void sweep_one(rte_mempool* /*pool*/, void* arg, void* obj, unsigned /*index*/) 
     if (mbuf_owner(m) != ctx->dead) {
         return;
     }
-    // Put back as a fresh single-segment mbuf: each segment of a chain carries its own tag and
-    // is returned on its own visit.
     set_mbuf_owner(m, OwnerTag{});
+    // Each segment of a chain carries its own tag and is returned on its own visit.
     m->next = nullptr;
     m->nb_segs = 1;
-    rte_mbuf_refcnt_set(m, 1);
-    rte_mempool_put(m->pool, m);
+    if (RTE_MBUF_CLONED(m)) {
+        // An indirect mbuf (an ARP reply shared by reference): detach it, which drops its
+        // reference on the direct mbuf, and return it.
+        rte_mbuf_refcnt_set(m, 1);
+        rte_pktmbuf_free_seg(m);
+    } else if (rte_mbuf_refcnt_read(m) > 1) {
+        // Direct mbuf whose data live clones still reference: drop only the dead owner's
+        // reference; the last clone's free returns it.
+        rte_mbuf_refcnt_update(m, -1);
+        return;
+    } else {
+        rte_mbuf_refcnt_set(m, 1);
+        rte_mempool_put(m->pool, m);
+    }
     ++ctx->returned;
 }
 

@@ -13,7 +13,6 @@
 namespace gazelle::fabric {
 
 namespace {
-constexpr char k_memp_region[] = "gz_memp";
 constexpr std::uint64_t k_memp_magic = make_magic("GZMEMPLS");
 // Marks an entry claimed but not yet filled in (owner tags always have bit 0 set).
 constexpr std::uint64_t k_claiming = 2;
@@ -27,6 +26,8 @@ Result<MempRegistry> MempRegistry::create() {
     }
     return MempRegistry(static_cast<MempEntry*>(*region));
 }
+
+void MempRegistry::destroy() { free_region(k_memp_region); }
 
 Result<MempRegistry> MempRegistry::attach() {
     auto region = attach_region(k_memp_region, k_memp_magic, k_memp_layout);

@@ -21,6 +21,7 @@
 
 namespace gazelle::fabric {
 
+inline constexpr char k_memp_region[] = "gz_memp";
 inline constexpr unsigned k_memp_entries = 1024;
 inline constexpr std::uint32_t k_memp_layout = 1;
 
@@ -44,6 +45,7 @@ public:
     MempRegistry() = default;
     static Result<MempRegistry> create();  // primary
     static Result<MempRegistry> attach();  // secondaries
+    static void destroy();                 // primary: frees the table (not the pools it lists)
 
     // Owner: reserves a zeroed memzone of `bytes` for `owner` and registers it. Errors: ENOSPC
     // (table full: k_memp_entries), ENOMEM (hugepages).

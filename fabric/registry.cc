@@ -36,6 +36,22 @@ Result<Registry> Registry::attach() {
     return Registry(static_cast<RegistryLayout*>(*region));
 }
 
+Result<unsigned> Registry::add_port(const PortSpec& spec) {
+    PortEntry entry{};
+    std::memcpy(entry.name, spec.name, sizeof entry.name);
+    entry.kind = spec.kind;
+    std::memcpy(entry.mac, spec.mac, sizeof entry.mac);
+    entry.bridge = spec.bridge;
+    entry.dpdk_port_id = spec.dpdk_port_id;
+    entry.nb_queues = spec.nb_queues;
+    entry.mtu = spec.mtu;
+    entry.ipv4 = spec.ipv4;
+    entry.netmask = spec.netmask;
+    entry.gateway = spec.gateway;
+    std::memcpy(entry.rss_key, spec.rss_key, sizeof entry.rss_key);
+    return add_port(entry);
+}
+
 Result<unsigned> Registry::add_port(const PortEntry& entry) {
     RegistryLayout& l = *layout_;
     if (l.nb_ports >= k_max_ports) {
@@ -88,6 +104,7 @@ Result<Epoch> Registry::claim(QueueSlot slot, std::int32_t pid, std::uint16_t lc
     e.owner_pid.store(pid, std::memory_order_relaxed);
     e.lcore_id.store(lcore_id, std::memory_order_relaxed);
     e.heartbeat.store(0, std::memory_order_relaxed);
+    e.parked.store(1, std::memory_order_relaxed); // until its stack enters the poll loop
     stats(slot) = QueueStats{};
     layout_->live_mask.fetch_or(std::uint64_t{1} << slot, std::memory_order_acq_rel);
     return epoch;

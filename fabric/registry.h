@@ -61,6 +61,21 @@ static_assert(offsetof(PortEntry, rss_key) == 44);
 static_assert(offsetof(PortEntry, reta) == 84);
 static_assert(sizeof(PortEntry) == 6 * k_cache_line);
 
+// A port as the primary describes it (a plain, copyable PortEntry without the live RETA).
+struct PortSpec {
+    char name[16] = {};
+    PortKind kind = PortKind::user_veth;
+    std::uint8_t mac[6] = {};
+    std::uint8_t bridge = 0;
+    std::uint16_t dpdk_port_id = 0;
+    std::uint16_t nb_queues = 1;
+    std::uint16_t mtu = 1500;
+    std::uint32_t ipv4 = 0;
+    std::uint32_t netmask = 0;
+    std::uint32_t gateway = 0;
+    std::uint8_t rss_key[k_rss_key_bytes] = {};
+};
+
 struct alignas(k_cache_line) QueueEntry {
     std::atomic<QueueState> state;
     std::atomic<std::int32_t> owner_pid;   // 0 when free
@@ -68,8 +83,10 @@ struct alignas(k_cache_line) QueueEntry {
     std::atomic<std::uint16_t> lcore_id;   // EAL lcore of the owning stack thread (unique fabric-wide)
     std::uint16_t port;                    // index in the port table
     std::uint16_t hw_queue;                // queue index on that port
-    std::uint16_t reserved_;
-    std::atomic<std::uint64_t> heartbeat;  // bumped by the owner's poll loop; the manager checks it moves
+    // 1 while the owner is not inside its poll loop (not started yet, or asleep on its doorbell):
+    // it holds no routing decision, so reclaim's grace period need not wait for its heartbeat.
+    std::atomic<std::uint16_t> parked;
+    std::atomic<std::uint64_t> heartbeat;  // bumped by the owner's poll loop, once per iteration
 };
 static_assert(sizeof(QueueEntry) == k_cache_line);
 
@@ -128,6 +145,7 @@ public:
     bool is_live(QueueSlot slot) const { return (live_mask() >> slot) & 1u; }
 
     // Primary: adds a port owning `nb_queues` new queue slots. EINVAL/ENOSPC when limits are hit.
+    Result<unsigned> add_port(const PortSpec& spec);
     Result<unsigned> add_port(const PortEntry& entry);
 
     // Manager: free -> owned for (pid, lcore); returns the new owner's epoch. EBUSY if not free.

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "fabric/fabric.h"
+
+#include <array>
+#include <cstdio>
+#include <thread>
+
+#include <rte_mempool.h>
+
+#include "fabric/inbox.h"
+#include "fabric/shared_region.h"
+
+#include <unistd.h>
+
+namespace gazelle::fabric {
+
+std::string describe(const ReclaimReport& r) {
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "queue %u (pid %d, epoch %u): %u rules, %u listeners, %u memp pools (%llu KiB), %u mbufs "
+                  "returned, %u from lcore caches, %u inbox, %u rx queue, %u unpublished%s in %.0f us",
+                  r.slot, r.pid, r.epoch, r.rules, r.listeners, r.memp_pools,
+                  static_cast<unsigned long long>(r.memp_bytes >> 10), r.mbufs_returned, r.cache_flushed,
+                  r.inbox_drained, r.rx_drained, r.salvaged, r.grace_timed_out ? " (grace wait timed out)" : "",
+                  r.usec);
+    return line;
+}
+
+Result<std::unique_ptr<Fabric>> Fabric::create(const FabricParams& params) {
+    std::unique_ptr<Fabric> f(new Fabric());
+    f->owner_ = true;
+    f->grace_timeout_ = params.grace_timeout;
+    auto registry = Registry::create(params.max_queues);
+    if (!registry) {
+        return registry.error();
+    }
+    f->registry_ = *registry;
+    bool any_user_veth = false;
+    for (const PortSpec& port : params.ports) {
+        auto index = f->registry_.add_port(port);
+        if (!index) {
+            return index.error();
+        }
+        any_user_veth = any_user_veth || port.kind == PortKind::user_veth;
+    }
+    for (QueueSlot s = 0; s < f->registry_.nb_slots(); ++s) {
+        auto pool = create_mbuf_pool(s, params.pool);
+        if (!pool) {
+            return pool.error();
+        }
+        f->pools_[s] = *pool;
+    }
+    auto flows = FlowTable::create(params.flows);
+    if (!flows) {
+        return flows.error();
+    }
+    f->flows_ = *flows;
+    auto inboxes = ForwardInboxes::create(f->registry_, params.forward_lane_capacity);
+    if (!inboxes) {
+        return inboxes.error();
+    }
+    f->inboxes_ = *inboxes;
+    if (any_user_veth) {
+        auto veth = UserVeth::create(f->registry_, UserVethParams{params.rx_lane_capacity});
+        if (!veth) {
+            return veth.error();
+        }
+        f->user_veth_ = *veth;
+    }
+    auto memps = MempRegistry::create();
+    if (!memps) {
+        return memps.error();
+    }
+    f->memps_ = *memps;
+    f->registry_.layout().manager_pid = static_cast<std::uint32_t>(getpid());
+    return f;
+}
+
+Result<std::unique_ptr<Fabric>> Fabric::attach() {
+    std::unique_ptr<Fabric> f(new Fabric());
+    auto registry = Registry::attach();
+    if (!registry) {
+        return registry.error();
+    }
+    f->registry_ = *registry;
+    for (QueueSlot s = 0; s < f->registry_.nb_slots(); ++s) {
+        auto pool = lookup_mbuf_pool(s);
+        if (!pool) {
+            return pool.error();
+        }
+        f->pools_[s] = *pool;
+    }
+    auto flows = FlowTable::attach();
+    if (!flows) {
+        return flows.error();
+    }
+    f->flows_ = *flows;
+    auto inboxes = ForwardInboxes::attach(f->registry_);
+    if (!inboxes) {
+        return inboxes.error();
+    }
+    f->inboxes_ = *inboxes;
+    bool any_user_veth = false;
+    for (unsigned p = 0; p < f->registry_.layout().nb_ports; ++p) {
+        any_user_veth = any_user_veth || f->registry_.port(p).kind == PortKind::user_veth;
+    }
+    if (any_user_veth) {
+        auto veth = UserVeth::attach(f->registry_);
+        if (!veth) {
+            return veth.error();
+        }
+        f->user_veth_ = *veth;
+    }
+    auto memps = MempRegistry::attach();
+    if (!memps) {
+        return memps.error();
+    }
+    f->memps_ = *memps;
+    return f;
+}
+
+Fabric::~Fabric() {
+    if (!owner_) {
+        return;
+    }
+    // Reverse order of creation; each destroy tolerates objects that were never made.
+    MempRegistry::destroy();
+    if (user_veth_.valid()) {
+        UserVeth::destroy();
+    }
+    ForwardInboxes::destroy();
+    FlowTable::destroy();
+    for (rte_mempool*& pool : pools_) {
+        if (pool != nullptr) {
+            rte_mempool_free(pool);
+            pool = nullptr;
+        }
+    }
+    free_region(k_registry_name);
+}
+
+Result<Epoch> Fabric::claim_queue(QueueSlot slot, std::int32_t pid, std::uint16_t lcore_id) {
+    auto epoch = registry_.claim(slot, pid, lcore_id);
+    if (!epoch) {
+        return epoch.error();
+    }
+    const unsigned port = registry_.queue(slot).port;
+    if (registry_.port(port).kind == PortKind::user_veth) {
+        (void)reta_update(registry_, port, registry_.live_mask()); // can only fail for no live queue
+    }
+    return epoch;
+}
+
+void Fabric::wait_grace(QueueSlot leaving, ReclaimReport& report) {
+    // Every live stack that polls must show a new heartbeat: after that it cannot still act on a
+    // route it chose while `leaving` was live.
+    std::array<std::uint64_t, k_max_queues> seen{};
+    std::uint64_t waiting = registry_.live_mask() & ~(std::uint64_t{1} << leaving);
+    for (QueueSlot s = 0; s < registry_.nb_slots(); ++s) {
+        seen[s] = registry_.queue(s).heartbeat.load(std::memory_order_acquire);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + grace_timeout_;
+    while (waiting != 0) {
+        for (QueueSlot s = 0; s < registry_.nb_slots(); ++s) {
+            const std::uint64_t bit = std::uint64_t{1} << s;
+            const QueueEntry& q = registry_.queue(s);
+            if ((waiting & bit) != 0 && (q.heartbeat.load(std::memory_order_acquire) != seen[s] ||
+                                         q.parked.load(std::memory_order_acquire) != 0 || !registry_.is_live(s))) {
+                waiting &= ~bit;
+            }
+        }
+        if (waiting == 0) {
+            break;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            report.grace_timed_out = true;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+}
+
+Result<ReclaimReport> Fabric::reclaim_queue(QueueSlot slot) {
+    const auto started = std::chrono::steady_clock::now();
+    ReclaimReport report;
+    report.slot = slot;
+    if (slot >= registry_.nb_slots()) {
+        return make_error(EINVAL, "reclaim: queue slot " + std::to_string(slot) + " does not exist");
+    }
+    QueueEntry& q = registry_.queue(slot);
+    if (q.state.load(std::memory_order_acquire) == QueueState::free) {
+        return report; // nothing held: reclaim is idempotent
+    }
+    report.was_owned = true;
+    report.pid = q.owner_pid.load();
+    report.epoch = q.epoch.load();
+    const OwnerTag dead = OwnerTag::of(slot, report.epoch);
+    const unsigned dead_lcore = q.lcore_id.load();
+
+    // 1. No new traffic: out of the live mask (forwarders and listeners skip it), out of the RETA.
+    registry_.begin_drain(slot);
+    const unsigned port = q.port;
+    if (registry_.port(port).kind == PortKind::user_veth) {
+        (void)reta_update(registry_, port, registry_.live_mask());
+    }
+    // 2. Its QSBR reader no longer holds back grace periods; then wait for the live stacks.
+    (void)flows_.take_reader_offline(slot);
+    wait_grace(slot, report);
+
+    // 3. Rules and listener memberships, then its memp pools.
+    auto sweep = flows_.remove_owned_by(slot, report.epoch);
+    if (sweep) {
+        report.rules = sweep->connections;
+        report.listeners = sweep->listeners;
+    }
+    const auto freed = memps_.free_owned_by(dead);
+    report.memp_pools = freed.pools;
+    report.memp_bytes = freed.bytes;
+
+    // 4. Mbufs in flight: its inboxes (we are their consumer now), and what it wrote into other
+    //    queues' inboxes without publishing.
+    std::array<rte_mbuf*, k_burst_max> burst;
+    auto drain = [&](Inbox inbox, unsigned& counter) {
+        for (unsigned n; (n = inbox.dequeue_burst(burst)) != 0;) {
+            free_burst(std::span<rte_mbuf* const>(burst.data(), n));
+            counter += n;
+        }
+    };
+    drain(inboxes_.of(slot), report.inbox_drained);
+    if (user_veth_.valid() && user_veth_.has_queue(slot)) {
+        drain(user_veth_.rx_inbox(slot), report.rx_drained);
+    }
+    for (QueueSlot s = 0; s < registry_.nb_slots(); ++s) {
+        Inbox targets[2] = {inboxes_.of(s), user_veth_.valid() && user_veth_.has_queue(s) ? user_veth_.rx_inbox(s) : Inbox{}};
+        for (Inbox& target : targets) {
+            if (!target.valid()) {
+                continue;
+            }
+            for (unsigned n; (n = target.salvage_unpublished(slot, burst)) != 0;) {
+                free_burst(std::span<rte_mbuf* const>(burst.data(), n));
+                report.salvaged += n;
+            }
+        }
+    }
+
+    // 5. Its lcore's caches in every pool (it freed mbufs of any pool there), and every mbuf still
+    //    tagged for it (in its hands when it died).
+    for (QueueSlot s = 0; s < registry_.nb_slots(); ++s) {
+        const PoolSweep ps = sweep_pool(pools_[s], dead, dead_lcore);
+        report.cache_flushed += ps.cache_flushed;
+        report.mbufs_returned += ps.returned;
+    }
+
+    // 6. The queue can be claimed again (the next owner gets a new epoch).
+    registry_.release(slot);
+    report.usec = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count();
+    return report;
+}
+
+} // namespace gazelle::fabric
