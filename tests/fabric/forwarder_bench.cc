@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Cost per packet of the forwarding step, against an ltran-model forwarder, in one run.
+//
+//   local       a burst whose rules point at the receiving queue: classify, keep
+//   missteered  every packet belongs to another queue: classify, hand over zero-copy to its
+//               inbox, and that queue's dequeue (both sides of the fabric's work)
+//   ltran_model Gazelle's central forwarder: rx, lookup, copy into a fresh mbuf, enqueue into the
+//               client's ring, client dequeue and free (one dedicated core in real life)
+// Every benchmark recycles the same mbufs, so only the per-packet work is measured. Printed at
+// the end: ns/packet of each and the ratio ltran/fabric per core.
+#include <benchmark/benchmark.h>
+
+#include <arpa/inet.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "fabric/eal.h"
+#include "fabric/fabric.h"
+#include "fabric/flow_key.h"
+#include "tests/support/test_support.h"
+
+using namespace gazelle::fabric;
+
+namespace {
+
+constexpr unsigned k_flows = 1024;
+constexpr char k_ip_a[] = "198.18.0.1";
+constexpr char k_ip_b[] = "198.18.1.2";
+
+std::uint32_t ip(const char* text) {
+    in_addr a{};
+    inet_pton(AF_INET, text, &a);
+    return a.s_addr;
+}
+
+struct World {
+    std::unique_ptr<Fabric> fabric;
+    std::vector<rte_mbuf*> frames; // k_burst_max per flow group, reused
+    rte_ring* client_ring = nullptr;
+};
+World* g_world = nullptr;
+
+void build_frame(rte_mbuf* m, unsigned flow) {
+    constexpr std::uint16_t len = 14 + 20 + 8 + 18;
+    auto* f = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, len));
+    if (f == nullptr) {
+        return;
+    }
+    std::memset(f, 0, len);
+    f[12] = 0x08;
+    f[14] = 0x45;
+    const std::uint16_t total = htons(20 + 8 + 18);
+    std::memcpy(f + 16, &total, 2);
+    f[23] = 17;
+    const std::uint32_t src = ip(k_ip_b), dst = ip(k_ip_a);
+    std::memcpy(f + 26, &src, 4);
+    std::memcpy(f + 30, &dst, 4);
+    const std::uint16_t sport = htons(static_cast<std::uint16_t>(10000 + flow)), dport = htons(7000);
+    std::memcpy(f + 34, &sport, 2);
+    std::memcpy(f + 36, &dport, 2);
+}
+
+FlowKey key_of(unsigned flow) {
+    return FlowKey::connection(17, ip(k_ip_a), htons(7000), ip(k_ip_b), htons(static_cast<std::uint16_t>(10000 + flow)));
+}
+
+// Rules: flows 0..k_flows-1 owned by `owner`.
+void own_all(QueueSlot owner) {
+    FlowTable& flows = g_world->fabric->flows();
+    for (unsigned f = 0; f < k_flows; ++f) {
+        const FlowKey k = key_of(f);
+        (void)flows.remove_connection(k, flow_hash(k), 0);
+        (void)flows.add_connection(k, flow_hash(k), owner, g_world->fabric->registry().queue(owner).epoch.load());
+    }
+    while (flows.deferred_pending(0) != 0) {
+        flows.reader_quiescent(0);
+        flows.reader_quiescent(1);
+        (void)flows.reclaim_deferred(0);
+    }
+}
+
+std::span<rte_mbuf* const> burst_at(unsigned i) {
+    return {g_world->frames.data() + (i % (k_flows / k_burst_max)) * k_burst_max, k_burst_max};
+}
+
+void BM_ForwardLocal(benchmark::State& state) {
+    own_all(0);
+    Fabric& f = *g_world->fabric;
+    Forwarder fwd(f.registry(), f.flows(), f.forward_inboxes(), 0, f.pool(0));
+    fwd.unpark();
+    std::array<rte_mbuf*, k_burst_max> local, none;
+    unsigned i = 0;
+    for (auto _ : state) {
+        const ForwardSplit s = fwd.forward_burst(burst_at(i++), local, none);
+        benchmark::DoNotOptimize(s);
+        fwd.end_of_poll();
+    }
+    fwd.park();
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * k_burst_max);
+}
+
+void BM_ForwardMissteered(benchmark::State& state) {
+    own_all(1);
+    Fabric& f = *g_world->fabric;
+    Forwarder rx_side(f.registry(), f.flows(), f.forward_inboxes(), 0, f.pool(0));
+    Forwarder owner(f.registry(), f.flows(), f.forward_inboxes(), 1, f.pool(1));
+    rx_side.unpark();
+    owner.unpark();
+    std::array<rte_mbuf*, k_burst_max> local, none, got;
+    unsigned i = 0;
+    for (auto _ : state) {
+        const ForwardSplit s = rx_side.forward_burst(burst_at(i++), local, none);
+        benchmark::DoNotOptimize(s);
+        unsigned n = 0;
+        while (n < k_burst_max) { // the owner takes them (same core here: per-core cost of both)
+            n += owner.receive_forwarded(std::span<rte_mbuf*>(got.data() + n, k_burst_max - n));
+        }
+        rx_side.end_of_poll();
+    }
+    rx_side.park();
+    owner.park();
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * k_burst_max);
+}
+
+void BM_LtranModel(benchmark::State& state) {
+    own_all(1);
+    Fabric& f = *g_world->fabric;
+    FlowTable& flows = f.flows();
+    rte_mempool* pool = f.pool(2);
+    std::array<FlowKey, k_burst_max> keys;
+    std::array<std::uint32_t, k_burst_max> hashes;
+    std::array<FlowHit, k_burst_max> hits;
+    std::array<rte_mbuf*, k_burst_max> copies, got;
+    unsigned i = 0;
+    for (auto _ : state) {
+        const auto rx = burst_at(i++);
+        // Central thread: parse, look up, copy each packet into the client's memory, enqueue.
+        for (unsigned j = 0; j < k_burst_max; ++j) {
+            const std::uint8_t* p = rte_pktmbuf_mtod(rx[j], const std::uint8_t*);
+            std::uint32_t src, dst;
+            std::uint16_t sport, dport;
+            std::memcpy(&src, p + 26, 4);
+            std::memcpy(&dst, p + 30, 4);
+            std::memcpy(&sport, p + 34, 2);
+            std::memcpy(&dport, p + 36, 2);
+            keys[j] = FlowKey::connection(p[23], dst, dport, src, sport);
+            hashes[j] = flow_hash(keys[j]);
+        }
+        flows.lookup_burst(keys, hashes, hits);
+        if (rte_pktmbuf_alloc_bulk(pool, copies.data(), k_burst_max) != 0) {
+            state.SkipWithError("copy pool empty");
+            break;
+        }
+        for (unsigned j = 0; j < k_burst_max; ++j) {
+            const std::uint16_t len = rte_pktmbuf_data_len(rx[j]);
+            void* to = rte_pktmbuf_append(copies[j], len);
+            std::memcpy(to, rte_pktmbuf_mtod(rx[j], const void*), len);
+        }
+        const unsigned q = rte_ring_sp_enqueue_burst(g_world->client_ring, reinterpret_cast<void* const*>(copies.data()),
+                                                     k_burst_max, nullptr);
+        // Client: dequeue and free the copies (the originals go back to the NIC in real life).
+        const unsigned n = rte_ring_sc_dequeue_burst(g_world->client_ring, reinterpret_cast<void**>(got.data()), q, nullptr);
+        rte_pktmbuf_free_bulk(got.data(), n);
+        benchmark::DoNotOptimize(hits);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * k_burst_max);
+}
+
+BENCHMARK(BM_ForwardLocal);
+BENCHMARK(BM_ForwardMissteered);
+BENCHMARK(BM_LtranModel);
+
+// Collects ns/packet per benchmark for the ratio table.
+class RatioReporter : public benchmark::ConsoleReporter {
+public:
+    void ReportRuns(const std::vector<Run>& runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const Run& r : runs) {
+            const double items = static_cast<double>(r.iterations) * k_burst_max;
+            ns_[r.benchmark_name()] = r.cpu_accumulated_time * 1e9 / items; // CPU time: the machine is shared
+        }
+    }
+    void print_ratios() const {
+        const double local = ns_.at("BM_ForwardLocal");
+        const double miss = ns_.at("BM_ForwardMissteered");
+        const double ltran = ns_.at("BM_LtranModel");
+        std::printf("\nfigure                                   ns/packet   baseline    ratio\n");
+        std::printf("classify+deliver local (fabric)          %9.1f\n", local);
+        std::printf("forward mis-steered, both sides (fabric) %9.1f  %9.1f  %6.2fx faster than ltran model\n",
+                    miss, ltran, ltran / miss);
+        std::printf("ltran model (central rx+lookup+copy+ring) %8.1f\n", ltran);
+        std::printf("mis-steering penalty vs local            %9.1f  %9.1f  %6.2fx\n", miss, local, miss / local);
+        std::printf("cores: fabric 0 extra (runs in the receiving stack); ltran model 1 dedicated core or more\n");
+    }
+
+private:
+    std::map<std::string, double> ns_;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    bool smoke = false;
+    std::vector<char*> args;
+    for (int i = 0; i < argc; ++i) {
+        if (std::string(argv[i]) == "--smoke") {
+            smoke = true;
+        } else {
+            args.push_back(argv[i]);
+        }
+    }
+    std::string min_time = "--benchmark_min_time=0.02";
+    if (smoke) {
+        args.push_back(min_time.data());
+    }
+    gazelle::test::HugeMount mount;
+    if (!mount.ok()) {
+        std::fprintf(stderr, "forwarder_bench: %s\n", mount.error().c_str());
+        return 1;
+    }
+    gazelle::test::EalInstance eal(mount, "fwdbench");
+    if (auto r = eal_init("forwarder_bench", eal.primary_args(0)); !r) {
+        std::fprintf(stderr, "forwarder_bench: %s\n", r.error().message.c_str());
+        return 1;
+    }
+    int rc = 0;
+    {
+        World world;
+        g_world = &world;
+        FabricParams params;
+        params.max_queues = 4;
+        params.pool.mbufs = 8191;
+        params.pool.cache_size = 256;
+        params.flows.rules = 4 * k_flows;
+        params.flows.listeners = 16;
+        PortSpec port{};
+        std::snprintf(port.name, sizeof port.name, "bench");
+        port.nb_queues = 3;
+        port.mac[0] = 0x02;
+        port.mac[5] = 0x01;
+        port.ipv4 = ip(k_ip_a);
+        std::memcpy(port.rss_key, k_default_rss_key.data(), k_rss_key_bytes);
+        params.ports = {port};
+        auto fabric = Fabric::create(params);
+        if (!fabric) {
+            std::fprintf(stderr, "forwarder_bench: %s\n", fabric.error().message.c_str());
+            return 1;
+        }
+        world.fabric = std::move(*fabric);
+        for (QueueSlot s = 0; s < 3; ++s) {
+            (void)world.fabric->claim_queue(s, getpid(), static_cast<std::uint16_t>(s));
+        }
+        world.client_ring = rte_ring_create("bench_client", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        world.frames.resize(k_flows);
+        for (unsigned f = 0; f < k_flows; ++f) {
+            world.frames[f] = rte_pktmbuf_alloc(world.fabric->pool(0));
+            build_frame(world.frames[f], f);
+        }
+        int bargc = static_cast<int>(args.size());
+        benchmark::Initialize(&bargc, args.data());
+        RatioReporter reporter;
+        benchmark::RunSpecifiedBenchmarks(&reporter);
+        reporter.print_ratios();
+        rte_pktmbuf_free_bulk(world.frames.data(), static_cast<unsigned>(world.frames.size()));
+        rte_ring_free(world.client_ring);
+        g_world = nullptr;
+    }
+    benchmark::Shutdown();
+    (void)rte_eal_cleanup();
+    return rc;
+}
