@@ -302,8 +302,9 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
     std::array<std::uint16_t, k_max_queues + 1> start{};
     std::uint64_t touched = 0;
     unsigned nb_gone = 0;
-    std::array<Delivery, k_max_deliveries> sorted;
     std::array<rte_mbuf*, k_max_deliveries> sorted_mbufs;
+    std::array<std::uint8_t, k_max_deliveries> sorted_frame;
+    std::array<bool, k_max_deliveries> sorted_shared;
     for (unsigned d = 0; d < nb_deliveries; ++d) {
         const QueueSlot s = deliveries[d].slot;
         if (s >= k_max_queues || !inboxes_[s].valid()) {
@@ -325,8 +326,9 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
             bad[nb_bad++] = deliveries[d].m;
             continue;
         }
-        sorted[fill[s]] = deliveries[d];
         sorted_mbufs[fill[s]] = deliveries[d].m;
+        sorted_frame[fill[s]] = deliveries[d].frame;
+        sorted_shared[fill[s]] = deliveries[d].shared;
         ++fill[s];
     }
     if (nb_bad != 0) {
@@ -351,7 +353,7 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
         }
         const OwnerTag tag = registry_.owner_tag(s);
         for (unsigned k = first; k < first + count; ++k) {
-            if (!sorted[k].shared) {
+            if (!sorted_shared[k]) {
                 set_owner_burst(std::span<rte_mbuf* const>(&sorted_mbufs[k], 1), tag);
             }
         }
@@ -361,7 +363,7 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
             inbox.ring_doorbell();
         }
         for (unsigned k = first; k < first + accepted; ++k) {
-            delivered |= std::uint32_t{1} << sorted[k].frame;
+            delivered |= std::uint32_t{1} << sorted_frame[k];
         }
         if (accepted < count) {
             free_burst(group.subspan(accepted));
