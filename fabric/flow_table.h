@@ -7,6 +7,9 @@
 //    hash data value itself (no pointer, nothing to free);
 //  - listener sets: FlowKey (proto, local ip, local port) -> the set of queues listening, kept in
 //    a listener table of our own (region "<name>_state"); the hash data is an index into it.
+// Shared memory: rte_hash "<name>" (DPDK's memzones "HT_<name>", "RG_HT_<name>", ...), region
+// "<name>_state" (listener table, deferred-free lists, stripe locks, counters) and region
+// "<name>_qsbr" (the rte_rcu_qsbr variable); <name> is "gz_flow" by default.
 // Design, measurements and limits: doc/fabric-flow-table.md.
 //
 // Process and thread model:
@@ -168,7 +171,10 @@ public:
     static QueueSlot pick_listener(std::uint64_t mask, QueueSlot local, std::uint32_t flow_hash) noexcept;
 
     // --- listener sets (stack thread, on listen()/close()) -------------------------------------
-    // ip and port in network byte order; ip 0 = wildcard. Writer = slot.
+    // ip and port in network byte order; ip 0 = wildcard. Writer = slot. Call them from the slot's
+    // thread while it is an online reader (a stack thread is): then no listener entry it looked
+    // up can be freed and reused under it. Any number of processes may join and leave one set
+    // concurrently (design: doc/fabric-flow-table.md "Listener sets").
     // add_listener: puts slot (with its epoch) into the set, creating the listener key if this is
     // the first member. 0 on success, also when already a member (the epoch is refreshed);
     // -ENOSPC table or listener table full (counted); -EBUSY the key kept changing under us
