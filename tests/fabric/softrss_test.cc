@@ -18,11 +18,11 @@ namespace {
 // the 32 key bits that start at that bit position.
 std::uint32_t reference_toeplitz(std::span<const std::uint8_t> key, std::span<const std::uint8_t> input) {
     const auto key_bit = [&](std::size_t bit) -> std::uint32_t {
-        return (key[bit / 8] >> (7 - bit % 8)) & 1u;
+        return (std::uint32_t{key[bit / 8]} >> (7 - bit % 8)) & 1u;
     };
     std::uint32_t result = 0;
     for (std::size_t bit = 0; bit < input.size() * 8; ++bit) {
-        if (((input[bit / 8] >> (7 - bit % 8)) & 1u) == 0) {
+        if (((std::uint32_t{input[bit / 8]} >> (7 - bit % 8)) & 1u) == 0) {
             continue;
         }
         std::uint32_t window = 0;

@@ -71,13 +71,13 @@ const auto* const k_env = testing::AddGlobalTestEnvironment(new EalEnvironment);
 std::uint32_t reference_toeplitz(const std::uint8_t* key, const std::uint8_t* in, std::size_t n) {
     std::uint32_t result = 0;
     for (std::size_t bit = 0; bit < n * 8; ++bit) {
-        if (((in[bit / 8] >> (7 - bit % 8)) & 1u) == 0) {
+        if (((std::uint32_t{in[bit / 8]} >> (7 - bit % 8)) & 1u) == 0) {
             continue;
         }
         std::uint32_t window = 0;
         for (std::size_t k = 0; k < 32; ++k) {
             const std::size_t b = bit + k;
-            window = (window << 1) | ((key[b / 8] >> (7 - b % 8)) & 1u);
+            window = (window << 1) | ((std::uint32_t{key[b / 8]} >> (7 - b % 8)) & 1u);
         }
         result ^= window;
     }
