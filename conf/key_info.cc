@@ -37,20 +37,22 @@ std::string honoured_table(const std::vector<KeyInfo>& keys, const std::string& 
 }
 
 std::string compatibility_table(const std::vector<KeyInfo>& keys) {
-    std::string out = "| Gazelle key | Disposition | Accepted without a finding | Reason or meaning here |\n"
-                      "|---|---|---|---|\n";
+    std::string out = "| Gazelle key | Disposition | Accepted without a finding | Here | In Gazelle |\n"
+                      "|---|---|---|---|---|\n";
     for (const auto& key : keys) {
         if (!key.from_gazelle && key.disposition != Disposition::removed) {
             continue;
         }
-        const std::string why = key.disposition == Disposition::honoured ? key.doc
-                                : key.doc.empty()                       ? key.reason
-                                                                        : key.reason + " (" + key.doc + ")";
-        const std::string accepted = key.disposition == Disposition::honoured ? std::string("any valid value")
-                                     : key.accepted.empty()                   ? std::string("nothing")
-                                                                              : code(key.accepted);
-        out += "| " + code(key.name) + " | " + to_string(key.disposition) + " | " + accepted + " | " + cell(why) +
-               " |\n";
+        const bool honoured = key.disposition == Disposition::honoured;
+        const std::string accepted = honoured               ? std::string("any valid value")
+                                     : key.accepted.empty() ? std::string("nothing")
+                                                            : code(key.accepted);
+        const std::string here = honoured ? key.doc : key.reason;
+        const std::string gazelle = honoured            ? std::string("the same key")
+                                    : key.doc.empty() ? std::string("documented, no longer parsed")
+                                                      : key.doc;
+        out += "| " + code(key.name) + " | " + to_string(key.disposition) + " | " + accepted + " | " + cell(here) +
+               " | " + cell(gazelle) + " |\n";
     }
     return out;
 }

@@ -24,7 +24,7 @@ enum class ConfigFile { manager, lstack };
 
 struct KeyInfo {
     std::string name;          // "use_ltran", "fabric.ring_size", "ports[].queues"
-    std::string type;          // "integer", "0 or 1", "string", "list of strings"
+    std::string type;          // "integer", "flag", "string", "list of strings"
     std::string range;         // "1..64, power of two", "IPv4 address", "\"kernel\" or \"error\""
     std::string default_value; // libconfig literal of the built-in default; empty when required / none
     Disposition disposition = Disposition::honoured;

@@ -187,7 +187,7 @@ constexpr KeySpec<DpdkConfig> k_dpdk_keys[] = {
      .min = 0,
      .max = k_max_lcores - 1,
      .doc = "Lcore id of the manager's main thread (RTE_MAX_LCORE is 128). Must not be in app_lcores.",
-     .example = "1",
+     .example = "64",
      .field = &DpdkConfig::main_lcore},
     {.name = "app_lcores",
      .kind = Kind::string,
@@ -666,7 +666,7 @@ void check_ports(ManagerConfig& config, const Layout& layout, internal::Findings
         if (!lines.contains("mac") && port.type != PortType::pci) {
             findings.error(group_line, port_key(i, "mac"), "missing required key (only pci ports may leave it out)");
         } else if (!port.mac && port.type != PortType::pci && lines.contains("mac") &&
-                   !findings.has_error_on(at("mac"))) {
+                   !findings.has_error_for(port_key(i, "mac"))) {
             findings.error(at("mac"), port_key(i, "mac"), "must not be empty for a " + std::string(to_string(port.type)) +
                                                               " port");
         }
@@ -686,8 +686,8 @@ void check_ports(ManagerConfig& config, const Layout& layout, internal::Findings
             findings.error(group_line, port_key(i, "pci"), "missing required key for a pci port");
         }
         // Addresses (only when both parsed; otherwise their own errors are already reported).
-        if (lines.contains("ipv4") && lines.contains("netmask") && !findings.has_error_on(at("ipv4")) &&
-            !findings.has_error_on(at("netmask"))) {
+        if (lines.contains("ipv4") && lines.contains("netmask") && !findings.has_error_for(port_key(i, "ipv4")) &&
+            !findings.has_error_for(port_key(i, "netmask"))) {
             const unsigned prefix = prefix_length(port.netmask);
             const std::uint32_t host_bits = port.ipv4.value & ~port.netmask.value;
             if (prefix <= 30 && (host_bits == 0 || host_bits == ~port.netmask.value)) {
@@ -720,7 +720,7 @@ void check_ports(ManagerConfig& config, const Layout& layout, internal::Findings
         if (port.mac) {
             duplicate(macs, to_string(*port.mac), i, "mac", "MAC " + to_string(*port.mac));
         }
-        if (lines.contains("ipv4") && !findings.has_error_on(at("ipv4"))) {
+        if (lines.contains("ipv4") && !findings.has_error_for(port_key(i, "ipv4"))) {
             duplicate(addresses, port.ipv4.value, i, "ipv4", "address " + to_string(port.ipv4));
         }
         if (port.type == PortType::tap && !port.iface.empty()) {

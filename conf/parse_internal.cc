@@ -142,8 +142,16 @@ std::string duplicate_name_on(std::string_view line) {
     std::vector<std::string> names;
     std::size_t i = 0;
     while (i < line.size()) {
-        if (line[i] == '"' || line[i] == '#') {
-            break; // names come before values; good enough for one-setting-per-line files
+        if (line[i] == '"') {
+            ++i;
+            while (i < line.size() && line[i] != '"') {
+                i += line[i] == '\\' ? 2u : 1u;
+            }
+            ++i;
+            continue;
+        }
+        if (line[i] == '#' || (line[i] == '/' && i + 1 < line.size() && line[i + 1] == '/')) {
+            break;
         }
         if (is_name_start(line[i]) && (i == 0 || !is_name_char(line[i - 1]))) {
             const std::size_t start = i;
@@ -168,18 +176,44 @@ std::string duplicate_name_on(std::string_view line) {
     return names.empty() ? std::string() : names.front();
 }
 
+// Messages quote values from the file, which may hold newlines (libconfig strings can span lines);
+// escaping them keeps "one finding per line" true for whoever splits the joined message.
+std::string one_line(std::string message) {
+    if (std::none_of(message.begin(), message.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+        return message;
+    }
+    std::string out;
+    for (char c : message) {
+        if (c == '\n') {
+            out += "\\n";
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            static constexpr char digits[] = "0123456789abcdef";
+            out += "\\x";
+            out += digits[static_cast<unsigned char>(c) >> 4];
+            out += digits[static_cast<unsigned char>(c) & 0x0fu];
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 void Findings::error(unsigned line, std::string key, std::string message) {
-    errors_.push_back(Diagnostic{file_, line, std::move(key), std::move(message)});
+    errors_.push_back(Diagnostic{file_, line, std::move(key), one_line(std::move(message))});
 }
 
 void Findings::warn(unsigned line, std::string key, std::string message) {
-    warnings_.push_back(Diagnostic{file_, line, std::move(key), std::move(message)});
+    warnings_.push_back(Diagnostic{file_, line, std::move(key), one_line(std::move(message))});
 }
 
 bool Findings::has_error_on(unsigned line) const {
     return std::any_of(errors_.begin(), errors_.end(), [&](const Diagnostic& d) { return d.line == line; });
+}
+
+bool Findings::has_error_for(std::string_view key) const {
+    return std::any_of(errors_.begin(), errors_.end(), [&](const Diagnostic& d) { return d.key == key; });
 }
 
 Error Findings::to_error() const { return make_error(EINVAL, join(errors_)); }
@@ -211,8 +245,8 @@ bool read_source(std::string_view text, Source& source, Findings& findings) {
     const std::string libconfig_text = raw_text != nullptr ? raw_text : "unknown error";
     const std::string line_text =
         line > 0 && line <= source.lines.size() ? trimmed(source.lines[line - 1], 80) : std::string();
-    if (libconfig_text == "duplicate setting name") {
-        const std::string name = duplicate_name_on(line_text);
+    if (libconfig_text == "duplicate setting name" && !line_text.empty()) {
+        const std::string name = duplicate_name_on(source.lines[line - 1]);
         findings.error(line, name, "duplicate key: it is already set in this group (libconfig: " + libconfig_text + ")");
     } else {
         std::string message = "syntax error (libconfig: " + libconfig_text + ")";
@@ -372,7 +406,7 @@ std::string type_text(Kind kind) {
     case Kind::integer:
         return "integer";
     case Kind::flag:
-        return "0 or 1";
+        return "flag";
     case Kind::string:
         return "string";
     case Kind::string_list:
@@ -382,6 +416,9 @@ std::string type_text(Kind kind) {
 }
 
 std::string range_text(const Limits& limits, std::string_view value_text) {
+    if (limits.kind == Kind::flag) {
+        return "0 or 1 (false, true)";
+    }
     if (limits.kind == Kind::integer && limits.max > limits.min) {
         std::string out = std::to_string(limits.min) + ".." + std::to_string(limits.max);
         return limits.power_of_two ? out + ", power of two" : out;

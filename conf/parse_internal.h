@@ -44,6 +44,7 @@ public:
     void warn(unsigned line, std::string key, std::string message);
 
     [[nodiscard]] bool has_error_on(unsigned line) const;
+    [[nodiscard]] bool has_error_for(std::string_view key) const;
     [[nodiscard]] bool ok() const { return errors_.empty(); }
     const std::string& file() const { return file_; }
     const std::vector<Diagnostic>& errors() const { return errors_; }
