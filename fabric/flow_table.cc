@@ -609,7 +609,7 @@ int FlowTable::add_listener(std::uint8_t proto, std::uint32_t ip, std::uint16_t 
                 if ((e.mask.load(std::memory_order_relaxed) & bit) != 0) {
                     return 0; // already a member: epoch refreshed
                 }
-                e.mask.fetch_or(bit, std::memory_order_seq_cst);
+                const std::uint64_t before = e.mask.fetch_or(bit, std::memory_order_seq_cst);
                 if (e.ctl.load(std::memory_order_seq_cst) == live) {
                     bump(w, c_joins);
                     return 0;
@@ -620,7 +620,9 @@ int FlowTable::add_listener(std::uint8_t proto, std::uint32_t ip, std::uint16_t 
                     bump(w, c_joins);
                     return 0;
                 }
-                e.mask.fetch_and(~bit, std::memory_order_relaxed); // the set is gone: start a new one
+                if ((before & bit) == 0) { // the set is gone: take back our bit, start a new set
+                    e.mask.fetch_and(~bit, std::memory_order_relaxed);
+                }
             }
         }
         StripeLock lock(state_, hash, slot);
@@ -680,7 +682,11 @@ int FlowTable::leave(const FlowKey& key, std::uint32_t hash, QueueSlot member, Q
     const std::uint32_t idx = listener_index(value);
     const std::uint32_t gen = listener_gen(value);
     Listener& e = listener_of(state_, idx);
-    if (e.ctl.load(std::memory_order_acquire) != make_ctl(gen, k_live)) {
+    // Closing is fine too: a last leaver may have moved the set to closing and be about to reopen
+    // it because of our bit (the stress test caught a member refused in that window). Only a
+    // reused entry (other generation) is not ours.
+    const std::uint64_t c = e.ctl.load(std::memory_order_acquire);
+    if (ctl_gen(c) != gen || ctl_state(c) == k_free) {
         return -ENOENT;
     }
     const std::uint64_t bit = std::uint64_t{1} << member;
@@ -720,6 +726,47 @@ void FlowTable::close_listener_locked(Writer& w, std::uint32_t idx, std::uint32_
         return;
     }
     (void)delete_locked(w, key, hash, pos, value, idx + 1); // cannot fail: key present, lock held
+}
+
+// --- test hook -----------------------------------------------------------------------------------
+
+int FlowTable::crash_in_delete_for_test(const FlowKey& key, QueueSlot writer_id, CrashPoint where) noexcept {
+    if (writer_id >= k_max_queues || !on_eal_lcore()) {
+        return -EINVAL;
+    }
+    Writer& w = writer_of(state_, writer_id);
+    if (!has_room(state_, w)) {
+        return -EAGAIN;
+    }
+    const std::uint32_t hash = flow_hash(key);
+    // Take the stripe lock and never release it: the "dead" writer still holds it.
+    std::atomic<std::uint32_t>& word = state_->stripes[hash & (k_stripes - 1)];
+    std::uint32_t expected = 0;
+    if (!word.compare_exchange_strong(expected, writer_id + 1u, std::memory_order_acquire)) {
+        return -EBUSY;
+    }
+    void* data = nullptr;
+    const std::int32_t pos = rte_hash_lookup_with_hash_data(hash_, &key, hash, &data);
+    if (pos < 0) {
+        word.store(0, std::memory_order_release);
+        return -ENOENT;
+    }
+    const std::uint64_t value = as_value(data);
+    if (where == CrashPoint::listener_closing) {
+        const std::uint32_t idx = listener_index(value);
+        const std::uint32_t gen = listener_gen(value);
+        Listener& e = listener_of(state_, idx);
+        e.mask.fetch_and(~(std::uint64_t{1} << writer_id), std::memory_order_seq_cst);
+        set_intent(w, key, hash, pos, value, idx + 1);
+        std::uint64_t live = make_ctl(gen, k_live);
+        (void)e.ctl.compare_exchange_strong(live, make_ctl(gen, k_closing), std::memory_order_seq_cst);
+        return 0;
+    }
+    set_intent(w, key, hash, pos, value, 0);
+    if (where == CrashPoint::after_delete) {
+        (void)rte_hash_del_key_with_hash(hash_, &key, hash);
+    }
+    return 0;
 }
 
 // --- QSBR ----------------------------------------------------------------------------------------
@@ -808,14 +855,16 @@ bool FlowTable::finish_intent(QueueSlot dead) noexcept {
         // finished (or reopened if a member joined meanwhile). The dead writer checked its list
         // had room before it started, so we can use its list.
         if (listener_plus_one != 0) {
-            Listener& e = listener_of(state_, listener_plus_one - 1);
+            const std::uint32_t idx = listener_plus_one - 1;
+            Listener& e = listener_of(state_, idx);
             const std::uint32_t gen = listener_gen(value);
-            if (e.ctl.load(std::memory_order_acquire) == make_ctl(gen, k_closing)) {
-                if (e.mask.load(std::memory_order_seq_cst) == 0) {
-                    (void)delete_locked(w, key, hash, pos, value, listener_plus_one);
-                } else {
-                    e.ctl.store(make_ctl(gen, k_live), std::memory_order_seq_cst);
-                }
+            // Undo a half close, then close again properly (the set may have been emptied by the
+            // dead writer, or have gained a member since).
+            std::uint64_t closing = make_ctl(gen, k_closing);
+            (void)e.ctl.compare_exchange_strong(closing, make_ctl(gen, k_live), std::memory_order_seq_cst);
+            if (e.ctl.load(std::memory_order_acquire) == make_ctl(gen, k_live) &&
+                e.mask.load(std::memory_order_seq_cst) == 0) {
+                close_listener_locked(w, idx, gen);
             }
         }
     } else if (!pending_contains(state_, w, pos)) {
@@ -902,7 +951,7 @@ Result<OwnerSweep> FlowTable::remove_owned_by(QueueSlot slot, Epoch epoch) {
     for (std::uint32_t idx = 0; idx < state_->listeners; ++idx) {
         Listener& e = listener_of(state_, idx);
         const std::uint64_t c = e.ctl.load(std::memory_order_acquire);
-        if (ctl_state(c) != k_live || (e.mask.load(std::memory_order_acquire) & bit) == 0 ||
+        if (ctl_state(c) == k_free || (e.mask.load(std::memory_order_acquire) & bit) == 0 ||
             e.epochs[slot].load(std::memory_order_relaxed) != epoch) {
             continue;
         }

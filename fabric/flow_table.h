@@ -215,6 +215,18 @@ public:
     // The same, one rule at a time; returns the number visited.
     Result<std::size_t> for_each_rule(const std::function<void(const FlowRule&)>& visit) const;
 
+    // --- test hook ---------------------------------------------------------------------------
+    // Where crash_in_delete_for_test() stops, as if the writer's process died there.
+    enum class CrashPoint : std::uint8_t {
+        before_delete,    // connection: intent recorded, key not deleted yet
+        after_delete,     // connection: key deleted, position not yet on the deferred list
+        listener_closing, // the writer emptied a listener set and moved it to closing, key not deleted
+    };
+    // Tests only: runs a delete by `writer` (remove_connection, or remove_listener of its last
+    // member for listener_closing) up to `where` and returns with the stripe lock still held and
+    // the intent recorded, so remove_owned_by() has a dead writer's mess to repair. 0 or -errno.
+    int crash_in_delete_for_test(const FlowKey& key, QueueSlot writer, CrashPoint where) noexcept;
+
     // Implementation types (fabric/flow_table.cc); opaque here.
     struct State;
     struct Writer;

@@ -264,12 +264,15 @@ private:
         } else if (cmd == "remove_owned") { // remove_owned <slot> <epoch>
             in >> a >> b;
             writers_.insert(k_manager_slot);
+            const auto start = Clock::now();
             auto r = t_.remove_owned_by(static_cast<QueueSlot>(a), b);
+            const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
             if (!r) {
                 std::printf("ERR %s\n", r.error().message.c_str());
             } else {
-                std::printf("OK connections=%u listeners=%u complete=%d locks=%u intent=%d\n", r->connections,
-                            r->listeners, r->complete ? 1 : 0, r->locks_broken, r->intent_finished ? 1 : 0);
+                std::printf("OK connections=%u listeners=%u complete=%d locks=%u intent=%d usec=%lld\n", r->connections,
+                            r->listeners, r->complete ? 1 : 0, r->locks_broken, r->intent_finished ? 1 : 0,
+                            static_cast<long long>(usec));
             }
         } else if (cmd == "rules") {
             auto r = t_.rules();

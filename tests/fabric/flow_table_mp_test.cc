@@ -221,6 +221,7 @@ TEST_F(FlowTableMpTest, ReclaimDeadOwner) {
     EXPECT_EQ(ask(primary, "take_offline 2"), "OK rc=0");
     const std::string sweep = ask(primary, "remove_owned 2 7");
     SCOPED_TRACE(sweep);
+    std::printf("reclaim: %s\n", sweep.c_str());
     EXPECT_EQ(get(sweep, "connections"), 90);
     EXPECT_EQ(get(sweep, "listeners"), 2);
     EXPECT_EQ(get(sweep, "complete"), 1);

@@ -4,6 +4,7 @@
 #include "fabric/flow_table.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -298,6 +299,29 @@ TEST_F(FlowTableTest, AddDeleteCyclesFarBeyondCapacity) {
     EXPECT_EQ(s.add_failed_full, 0u);
 }
 
+// The other half of the proof: without the frees the same table runs out of key slots (entries +
+// the slots rte_hash adds for 127 other lcores' caches, 1024 + 127 * 63 + 1 = 9026) although it
+// never holds more than one rule.
+TEST_F(FlowTableTest, DeletedSlotsAreNotReusedUntilFreed) {
+    MAKE_TABLE(t, config("ut_leak", 1024, 64, 16384));
+    std::uint32_t i = 0;
+    int rc = 0;
+    for (; i < 12000; ++i) {
+        rc = t->add_connection(conn(i), flow_hash(conn(i)), k_writer, 1);
+        if (rc != 0) {
+            break;
+        }
+        ASSERT_EQ(t->remove_connection(conn(i), flow_hash(conn(i)), k_writer), 0);
+    }
+    EXPECT_EQ(rc, -ENOSPC);
+    std::printf("without frees, add failed after %u add/delete cycles\n", i);
+    EXPECT_GE(i, 9000u);
+    EXPECT_LE(i, 9026u);
+    EXPECT_EQ(t->count(), 0u);
+    EXPECT_EQ(t->reclaim_deferred(k_writer), i);
+    EXPECT_EQ(t->add_connection(conn(i), flow_hash(conn(i)), k_writer, 1), 0);
+}
+
 TEST_F(FlowTableTest, LookupBurstChunksAndMixes) {
     MAKE_TABLE(t, config("ut_burst"));
     std::vector<FlowKey> keys;
@@ -495,6 +519,57 @@ TEST_F(FlowTableTest, RemoveOwnedByTakesOnlyThatOwner) {
     EXPECT_GT(t->deferred_pending(k_manager_slot), 0u);
     EXPECT_EQ(t->reclaim_deferred(k_manager_slot), 11u);
     EXPECT_EQ(t->remove_owned_by(k_manager_slot, 1).error().code, EINVAL);
+}
+
+// A writer that dies in the middle of a delete leaves its stripe lock held and an intent behind;
+// remove_owned_by() must break the lock and finish the delete without leaking the key slot.
+TEST_F(FlowTableTest, ReclaimRepairsWriterKilledInsideDelete) {
+    using CrashPoint = FlowTable::CrashPoint;
+    constexpr QueueSlot dead = 6;
+    constexpr QueueSlot other = 7;
+    for (const CrashPoint where : {CrashPoint::before_delete, CrashPoint::after_delete}) {
+        MAKE_TABLE(t, config("ut_crash"));
+        SCOPED_TRACE(static_cast<int>(where));
+        for (std::uint32_t i = 0; i < 20; ++i) {
+            ASSERT_EQ(t->add_connection(conn(i), flow_hash(conn(i)), dead, 4), 0);
+        }
+        ASSERT_EQ(t->add_connection(conn(100), flow_hash(conn(100)), other, 1), 0);
+        ASSERT_EQ(t->crash_in_delete_for_test(conn(3), dead, where), 0);
+        EXPECT_EQ(t->lookup(conn(3), flow_hash(conn(3))).kind,
+                  where == CrashPoint::before_delete ? FlowHitKind::connection : FlowHitKind::none);
+
+        auto sweep = t->remove_owned_by(dead, 4);
+        ASSERT_TRUE(sweep.ok()) << sweep.error().message;
+        EXPECT_EQ(sweep->locks_broken, 1u);
+        EXPECT_TRUE(sweep->intent_finished);
+        EXPECT_EQ(sweep->connections, where == CrashPoint::before_delete ? 20u : 19u);
+        EXPECT_EQ(t->deferred_pending(dead), where == CrashPoint::after_delete ? 1u : 0u)
+            << "the deleted key's slot was queued on the dead writer's list";
+        EXPECT_EQ(t->reclaim_deferred(dead), where == CrashPoint::after_delete ? 1u : 0u);
+        EXPECT_EQ(t->reclaim_deferred(k_manager_slot), sweep->connections);
+        // Nothing leaked: every slot used was freed, the stripe works again, one rule is left.
+        const FlowTableStats s = t->stats();
+        EXPECT_EQ(s.freed, 20u);
+        EXPECT_EQ(t->count(), 1u);
+        EXPECT_EQ(t->add_connection(conn(3), flow_hash(conn(3)), other, 1), 0) << "stripe lock released";
+        EXPECT_EQ(t->remove_connection(conn(3), flow_hash(conn(3)), other), 0);
+    }
+
+    // The last member died after moving its listener set to closing: joiners would wait forever.
+    MAKE_TABLE(t, config("ut_crash_l"));
+    const FlowKey l = FlowKey::listener(IPPROTO_TCP, 0, htons(443));
+    ASSERT_EQ(t->add_listener(IPPROTO_TCP, 0, htons(443), dead, 4), 0);
+    ASSERT_EQ(t->crash_in_delete_for_test(l, dead, CrashPoint::listener_closing), 0);
+    EXPECT_EQ(t->lookup(l, flow_hash(l)).kind, FlowHitKind::none) << "empty set: a miss";
+    EXPECT_EQ(t->count(), 1u) << "key still there";
+    auto sweep = t->remove_owned_by(dead, 4);
+    ASSERT_TRUE(sweep.ok());
+    EXPECT_EQ(sweep->locks_broken, 1u);
+    EXPECT_TRUE(sweep->intent_finished);
+    EXPECT_EQ(t->count(), 0u) << "the half-closed set was deleted";
+    EXPECT_EQ(t->reclaim_deferred(dead), 1u);
+    ASSERT_EQ(t->add_listener(IPPROTO_TCP, 0, htons(443), other, 1), 0);
+    EXPECT_EQ(t->lookup(l, flow_hash(l)).mask, std::uint64_t{1} << other);
 }
 
 TEST_F(FlowTableTest, WritersMustBeEalThreads) {
