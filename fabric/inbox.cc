@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "fabric/inbox.h"
 
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstring>
@@ -141,6 +142,19 @@ void Inbox::ring_doorbell() {
         header_->doorbell.fetch_add(1, std::memory_order_seq_cst);
         (void)futex(&header_->doorbell, FUTEX_WAKE, INT_MAX, nullptr);
     }
+}
+
+unsigned Inbox::enqueue_unpublished_for_test(unsigned lane, std::span<rte_mbuf* const> pkts) {
+    InboxLane* l = lane_at(lane);
+    std::uint64_t* slots = slots_of(lane);
+    const std::uint32_t tail = l->tail.load(std::memory_order_relaxed);
+    const std::uint32_t head = l->head.load(std::memory_order_acquire);
+    const std::uint32_t room = header_->lane_capacity - (tail - head);
+    const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(room, pkts.size()));
+    for (std::uint32_t i = 0; i < n; ++i) {
+        slots[(tail + i) & header_->lane_mask] = reinterpret_cast<std::uintptr_t>(pkts[i]);
+    }
+    return n;
 }
 
 unsigned Inbox::salvage_unpublished(unsigned lane, std::span<rte_mbuf*> out) {

@@ -110,6 +110,12 @@ public:
     // The consumer (owner of the inbox) is dead and unreachable: the caller acts as consumer with
     // dequeue_burst() until pending() == 0.
 
+    // --- tests only ---------------------------------------------------------------------------
+    // Writes pkts into the lane's free slots exactly as enqueue_burst() does but publishes nothing
+    // (no tail store, no flag): the state a producer leaves when it dies inside enqueue_burst().
+    // Returns the count written. Lets tests exercise salvage_unpublished() deterministically.
+    unsigned enqueue_unpublished_for_test(unsigned lane, std::span<rte_mbuf* const> pkts);
+
 private:
     InboxLane* lane_at(unsigned lane) const;
     std::uint64_t* slots_of(unsigned lane) const;
