@@ -30,6 +30,10 @@ std::size_t Inbox::bytes(unsigned lanes, unsigned lane_capacity) {
 }
 
 Inbox Inbox::format(void* memory, unsigned lanes, unsigned lane_capacity) {
+    // 1 << lane must fit the 64-bit mask; index & lane_mask needs a power of two.
+    if (lanes == 0 || lanes > 64 || !std::has_single_bit(lane_capacity)) {
+        return Inbox{};
+    }
     std::memset(memory, 0, bytes(lanes, lane_capacity));
     auto* header = static_cast<InboxHeader*>(memory);
     header->lanes = lanes;
@@ -48,6 +52,9 @@ std::uint64_t* Inbox::slots_of(unsigned lane) const {
 }
 
 unsigned Inbox::enqueue_burst(unsigned lane, std::span<rte_mbuf* const> pkts) {
+    if (lane >= header_->lanes) { // the line is loaded anyway (capacity, mask)
+        return 0;
+    }
     InboxLane* l = lane_at(lane);
     std::uint64_t* slots = slots_of(lane);
     const std::uint32_t mask = header_->lane_mask;
@@ -111,6 +118,9 @@ unsigned Inbox::dequeue_burst(std::span<rte_mbuf*> out) {
 }
 
 std::uint32_t Inbox::lane_pending(unsigned lane) const {
+    if (lane >= header_->lanes) {
+        return 0;
+    }
     const InboxLane* l = lane_at(lane);
     return l->tail.load(std::memory_order_acquire) - l->head.load(std::memory_order_acquire);
 }
@@ -145,6 +155,9 @@ void Inbox::ring_doorbell() {
 }
 
 unsigned Inbox::enqueue_unpublished_for_test(unsigned lane, std::span<rte_mbuf* const> pkts) {
+    if (lane >= header_->lanes) {
+        return 0;
+    }
     InboxLane* l = lane_at(lane);
     std::uint64_t* slots = slots_of(lane);
     const std::uint32_t tail = l->tail.load(std::memory_order_relaxed);
@@ -158,6 +171,9 @@ unsigned Inbox::enqueue_unpublished_for_test(unsigned lane, std::span<rte_mbuf* 
 }
 
 unsigned Inbox::salvage_unpublished(unsigned lane, std::span<rte_mbuf*> out) {
+    if (lane >= header_->lanes) {
+        return 0;
+    }
     InboxLane* l = lane_at(lane);
     std::uint64_t* slots = slots_of(lane);
     const std::uint32_t mask = header_->lane_mask;

@@ -73,6 +73,8 @@ public:
     // Bytes needed for an inbox with `lanes` lanes of `lane_capacity` (power of two) slots.
     static std::size_t bytes(unsigned lanes, unsigned lane_capacity);
     // Formats memory (bytes() long, cache-line aligned). Only the creator (primary) calls this.
+    // Returns an invalid Inbox (valid() false, memory untouched) unless 1 <= lanes <= 64 (the
+    // non-empty mask has 64 bits) and lane_capacity is a power of two.
     static Inbox format(void* memory, unsigned lanes, unsigned lane_capacity);
 
     bool valid() const { return header_ != nullptr; }
@@ -80,7 +82,8 @@ public:
     unsigned lane_capacity() const { return header_->lane_capacity; }
 
     // Producer side (the owner of queue slot `lane` only). Enqueues as many of `pkts` as fit and
-    // returns that count; the caller keeps ownership of the rest (frees and counts them).
+    // returns that count; the caller keeps ownership of the rest (frees and counts them). A lane
+    // outside the inbox accepts nothing. pkts must not contain nullptr (0 marks a free slot).
     unsigned enqueue_burst(unsigned lane, std::span<rte_mbuf* const> pkts);
 
     // Consumer side. Dequeues up to out.size() mbufs, visiting non-empty lanes round-robin
