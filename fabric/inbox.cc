@@ -79,7 +79,23 @@ unsigned Inbox::enqueue_burst(unsigned lane, std::span<rte_mbuf* const> pkts) {
     return n;
 }
 
+void Inbox::resync_nonempty() {
+    synced_ = true;
+    std::uint64_t bits = 0;
+    for (unsigned lane = 0; lane < header_->lanes; ++lane) {
+        if (lane_pending(lane) != 0) {
+            bits |= std::uint64_t{1} << lane;
+        }
+    }
+    if (bits != 0) {
+        header_->nonempty.fetch_or(bits, std::memory_order_seq_cst);
+    }
+}
+
 unsigned Inbox::dequeue_burst(std::span<rte_mbuf*> out) {
+    if (!synced_) [[unlikely]] {
+        resync_nonempty();
+    }
     unsigned got = 0;
     std::uint64_t todo = header_->nonempty.load(std::memory_order_acquire);
     if (todo == 0) {
@@ -96,20 +112,25 @@ unsigned Inbox::dequeue_burst(std::span<rte_mbuf*> out) {
         std::uint64_t* slots = slots_of(lane);
         const std::uint32_t head = l->head.load(std::memory_order_relaxed);
         const std::uint32_t tail = l->tail.load(std::memory_order_acquire);
-        const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(tail - head, out.size() - got));
-        for (std::uint32_t i = 0; i < n; ++i) {
-            const std::uint32_t idx = (head + i) & mask;
-            out[got + i] = reinterpret_cast<rte_mbuf*>(slots[idx]);
+        std::uint32_t pos = head;
+        // A slot holds 0 only where a consumer died between taking it and storing head: skip it
+        // (branch-free, never the case in normal operation) and go on until `out` is full, so a
+        // reclaimer never gets 0 back while entries remain.
+        while (pos != tail && got < out.size()) {
+            const std::uint32_t idx = pos & mask;
+            const std::uint64_t v = slots[idx];
             slots[idx] = 0;
+            out[got] = reinterpret_cast<rte_mbuf*>(v);
+            got += v != 0 ? 1u : 0u;
+            ++pos;
         }
-        got += n;
-        l->head.store(head + n, std::memory_order_release);
+        l->head.store(pos, std::memory_order_release);
         next_lane_ = lane + 1;
-        if (head + n == tail) {
+        if (pos == tail) {
             // Looks empty: clear the flag, then re-check so a concurrent publish is never lost.
             const std::uint64_t bit = std::uint64_t{1} << lane;
             header_->nonempty.fetch_and(~bit, std::memory_order_seq_cst);
-            if (l->tail.load(std::memory_order_seq_cst) != head + n) {
+            if (l->tail.load(std::memory_order_seq_cst) != pos) {
                 header_->nonempty.fetch_or(bit, std::memory_order_seq_cst);
             }
         }

@@ -88,6 +88,12 @@ public:
 
     // Consumer side. Dequeues up to out.size() mbufs, visiting non-empty lanes round-robin
     // (starting after the lane served last), and returns the count.
+    // The first call on a view made from memory (not a copy of a view that has polled) also
+    // re-derives the non-empty mask from the lanes, once, O(lanes): a consumer taking over from a
+    // dead one (the manager's reclaim) thereby finds lanes whose bit the dead consumer cleared
+    // without getting to its re-check. Slots a consumer killed inside this call had already taken
+    // hold 0 and are skipped (the count may be less than the entries passed over; 0 still means
+    // nothing is left).
     unsigned dequeue_burst(std::span<rte_mbuf*> out);
 
     // Entries published and not yet consumed, over all lanes (monitoring; racy by nature).
@@ -111,7 +117,9 @@ public:
     // A new owner of the dead producer's slot simply continues at `tail`: salvaged slots are 0
     // again and published entries stay readable by the consumer.
     // The consumer (owner of the inbox) is dead and unreachable: the caller acts as consumer with
-    // dequeue_burst() until pending() == 0.
+    // a fresh view (Inbox(memory)) and dequeue_burst() until it returns 0. The dead consumer may
+    // have left `sleeping` set; producers then make a futex syscall per ring_doorbell() until the
+    // next consumer's finish_sleep().
 
     // --- tests only ---------------------------------------------------------------------------
     // Writes pkts into the lane's free slots exactly as enqueue_burst() does but publishes nothing
@@ -123,8 +131,11 @@ private:
     InboxLane* lane_at(unsigned lane) const;
     std::uint64_t* slots_of(unsigned lane) const;
 
+    void resync_nonempty();
+
     InboxHeader* header_ = nullptr;
     unsigned next_lane_ = 0; // consumer-private round-robin cursor
+    bool synced_ = false;    // consumer-private: the mask was re-derived by this view
 };
 
 } // namespace gazelle::fabric
