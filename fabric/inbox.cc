@@ -202,6 +202,9 @@ unsigned Inbox::salvage_unpublished(unsigned lane, std::span<rte_mbuf*> out) {
     const std::uint32_t head = l->head.load(std::memory_order_acquire);
     // Slots from tail up to head + capacity were free when the producer last looked; any non-zero
     // one was written and never published.
+    if (tail != head) {
+        header_->nonempty.fetch_or(std::uint64_t{1} << lane, std::memory_order_seq_cst);
+    }
     unsigned got = 0;
     for (std::uint32_t i = tail; i != head + header_->lane_capacity && got < out.size(); ++i) {
         const std::uint32_t idx = i & mask;

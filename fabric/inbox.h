@@ -112,7 +112,10 @@ public:
 
     // --- reclaim, manager only ---------------------------------------------------------------
     // Producer `lane` is dead: returns (through out, up to out.size()) the mbufs it wrote but never
-    // published, clearing their slots. Call repeatedly until it returns 0.
+    // published, clearing their slots. Call repeatedly until it returns 0. Safe while the consumer
+    // keeps polling (it only touches published slots). Also sets the lane's non-empty bit when it
+    // holds published entries: the producer may have died between publishing and flagging, which
+    // would leave them invisible until the lane's next enqueue.
     unsigned salvage_unpublished(unsigned lane, std::span<rte_mbuf*> out);
     // A new owner of the dead producer's slot simply continues at `tail`: salvaged slots are 0
     // again and published entries stay readable by the consumer.
