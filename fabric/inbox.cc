@@ -157,6 +157,10 @@ std::uint64_t Inbox::pending() const {
 std::uint32_t Inbox::prepare_sleep() {
     const std::uint32_t seen = header_->doorbell.load(std::memory_order_acquire);
     header_->sleeping.store(1, std::memory_order_seq_cst);
+    // Orders the announcement before the caller's re-check, which reads the mask and tails with
+    // acquire only: either the re-check sees a producer's publish or that producer's seq_cst
+    // load of `sleeping` (after its own fence) sees 1 and rings.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     return seen;
 }
 
