@@ -8,7 +8,6 @@
 // Ownership (doc/fabric-ports.md "Ownership"):
 //  - rx_burst(slot) returns frames owned by `slot`: every one carries registry.owner_tag(slot)
 //    (an ethdev's driver allocated them untagged from the slot's pool, so PortIo tags them), or
-//    k_shared_owner for a user-veth broadcast shared by several receivers (read-only, refcnt > 1);
 //  - tx_burst() always takes ownership of every frame passed: the number returned went out, the
 //    rest were freed and counted (QueueStats drop_tx_full, and for user-veth drop_owner_gone /
 //    drop_malformed). The caller never touches the frames again; to retry later, don't send.

@@ -220,7 +220,6 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
         rte_mbuf* m;
         QueueSlot slot;
         std::uint8_t frame; // index in pkts
-        bool shared;
     };
     std::array<Delivery, k_max_deliveries> deliveries;
     std::array<std::uint32_t, k_burst_max> frame_bytes; // read before any hand-off: afterwards it is not ours
@@ -232,6 +231,7 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
     unsigned nb_flood = 0;
     unsigned nb_flood_deliveries = 0;
     unsigned nb_no_peer = 0;
+    unsigned nb_clone_failed = 0;
 
     const unsigned src_port = registry_.queue(src_slot).port;
     const std::uint8_t bridge = ports_[src_port].bridge;
@@ -266,7 +266,7 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
                 dropped[nb_dropped++] = m;
                 continue;
             }
-            deliveries[nb_deliveries++] = {m, rss_slot(dst, input), static_cast<std::uint8_t>(i), false};
+            deliveries[nb_deliveries++] = {m, rss_slot(dst, input), static_cast<std::uint8_t>(i)};
             continue;
         }
         // Broadcast / multicast: every other port of the bridge.
@@ -278,24 +278,24 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
             }
         }
         ++nb_flood;
+        nb_flood_deliveries += nb_peers;
         if (nb_peers == 0) {
             ++nb_no_peer;
             dropped[nb_dropped++] = m;
             continue;
         }
-        const bool shared = nb_peers > 1;
-        if (shared) {
-            // One reference per destination, taken before the first hand-off (a receiver may free
-            // its reference at once). Each segment is freed on its own, so each gets the references.
-            for (rte_mbuf* seg = m; seg != nullptr; seg = seg->next) {
-                rte_mbuf_refcnt_update(seg, static_cast<std::int16_t>(nb_peers - 1));
-            }
-            set_owner_burst(std::span<rte_mbuf* const>(&m, 1), k_shared_owner);
-        }
+        // The first peer gets the frame itself, every other peer an indirect mbuf (a clone sharing
+        // its data by reference count): each receiver holds its own mbuf with its own owner tag,
+        // so reclaim of a dead receiver returns exactly its reference. Clones come from the
+        // frame's own pool (our lcore's cache): broadcasts are rare (ARP), unicast never clones.
         for (unsigned k = 0; k < nb_peers; ++k) {
-            deliveries[nb_deliveries++] = {m, rss_slot(peers[k], input), static_cast<std::uint8_t>(i), shared};
+            rte_mbuf* copy = k == 0 ? m : rte_pktmbuf_clone(m, m->pool);
+            if (copy == nullptr) {
+                ++nb_clone_failed;
+                continue;
+            }
+            deliveries[nb_deliveries++] = {copy, rss_slot(peers[k], input), static_cast<std::uint8_t>(i)};
         }
-        nb_flood_deliveries += nb_peers;
     }
 
     // 2. Group by destination slot, keeping frame order inside each group (counting sort).
@@ -304,7 +304,6 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
     unsigned nb_gone = 0;
     std::array<rte_mbuf*, k_max_deliveries> sorted_mbufs;
     std::array<std::uint8_t, k_max_deliveries> sorted_frame;
-    std::array<bool, k_max_deliveries> sorted_shared;
     for (unsigned d = 0; d < nb_deliveries; ++d) {
         const QueueSlot s = deliveries[d].slot;
         if (s >= k_max_queues || !inboxes_[s].valid()) {
@@ -328,7 +327,6 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
         }
         sorted_mbufs[fill[s]] = deliveries[d].m;
         sorted_frame[fill[s]] = deliveries[d].frame;
-        sorted_shared[fill[s]] = deliveries[d].shared;
         ++fill[s];
     }
     if (nb_bad != 0) {
@@ -352,11 +350,7 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
             continue;
         }
         const OwnerTag tag = registry_.owner_tag(s);
-        for (unsigned k = first; k < first + count; ++k) {
-            if (!sorted_shared[k]) {
-                set_owner_burst(std::span<rte_mbuf* const>(&sorted_mbufs[k], 1), tag);
-            }
-        }
+        set_owner_burst(group, tag);
         Inbox& inbox = inboxes_[s];
         const unsigned accepted = inbox.enqueue_burst(src_slot, group);
         if (accepted != 0) {
@@ -385,6 +379,7 @@ unsigned UserVeth::tx_chunk(QueueSlot src_slot, std::span<rte_mbuf* const> pkts)
     st.drop_owner_gone += nb_gone;
     st.drop_tx_full += nb_full;
     st.drop_malformed += nb_malformed;
+    st.drop_alloc_failed += nb_clone_failed;
     UserVethStats& ust = header_->stats[src_slot];
     ust.drop_unknown_mac += nb_unknown;
     ust.flood_frames += nb_flood;

@@ -38,12 +38,11 @@
 //    a sender is inside tx_burst may still receive that burst; the manager's reclaim must wait
 //    until every sender passed a quiescent state before draining a dead owner's inbox.
 //
-// Shared frames (broadcast/multicast to >= 2 ports): the mbuf (every segment) gets one reference
-// per destination and the tag k_shared_owner, which names no queue slot: no single receiver is
-// responsible for it, a sweep for a dead receiver never returns a frame that others still hold
-// (a dead receiver leaks its reference instead; bounded by the broadcasts it held). Receivers
-// must treat a frame with rte_mbuf_refcnt_read() > 1 as read-only. With one destination the frame
-// is simply handed over, with the receiver's tag.
+// Flooded frames (broadcast/multicast): the first destination gets the frame itself, every other
+// one an indirect mbuf (rte_pktmbuf_clone) sharing its data. Every receiver holds its own mbuf
+// with its own owner tag, so reclaim of a dead receiver returns exactly its reference (indirect
+// mbufs are detached, a direct one still referenced by clones only loses one reference).
+// Receivers must treat a frame with rte_mbuf_refcnt_read() > 1, or an indirect one, as read-only.
 
 #include <array>
 #include <cstddef>
@@ -63,8 +62,6 @@ namespace gazelle::fabric {
 inline constexpr char k_user_veth_region[] = "gz_uveth";
 inline constexpr std::uint32_t k_user_veth_layout = 1;
 
-// Owner tag of a frame shared by several receivers (see above).
-inline constexpr OwnerTag k_shared_owner = OwnerTag::of(k_no_queue, 0);
 
 struct UserVethParams {
     // Slots of each producer lane of every rx inbox (power of two, 2 .. 65536). An inbox takes
@@ -76,7 +73,7 @@ struct UserVethParams {
 struct alignas(k_cache_line) UserVethStats {
     std::uint64_t drop_unknown_mac; // unicast to a MAC that is not on the sender's bridge
     std::uint64_t flood_frames;     // broadcast/multicast frames sent
-    std::uint64_t flood_deliveries; // rx queues those reached (one shared reference each)
+    std::uint64_t flood_deliveries; // rx queues those reached (one mbuf each, clones after the first)
     std::uint64_t flood_no_peer;    // broadcast/multicast with no other port on the bridge (freed)
     std::uint64_t reserved_[4];
 };
@@ -118,7 +115,7 @@ public:
     bool has_queue(QueueSlot slot) const { return slot < k_max_queues && inboxes_[slot].valid(); }
 
     // Owner of `slot`: dequeues up to out.size() received frames (tagged for `slot` by their
-    // sender, or k_shared_owner) and counts them in QueueStats rx_packets/rx_bytes. 0 if slot is
+    // sender) and counts them in QueueStats rx_packets/rx_bytes. 0 if slot is
     // not a user-veth queue.
     unsigned rx_burst(QueueSlot slot, std::span<rte_mbuf*> out);
 
