@@ -1,17 +1,24 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // lwIP as the project builds it (Debian's 2.1.3 source + our lwipopts.h): the options we rely on
-// are in effect and the raw TCP/UDP API works without an OS layer.
+// are in effect and the raw TCP/UDP API works without an OS layer, on an arena of our own.
 #include <gtest/gtest.h>
 
 extern "C" {
 #include "lwip/init.h"
 #include "lwip/ip4_addr.h"
+#include "lwip/pbuf.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "lwip/udp.h"
 }
 
+#include "fabric/mbuf.h"
+#include "stack/internal/arena.h"
+
 namespace {
+
+using gazelle::stack::detail::Arena;
+using gazelle::stack::detail::HeapChunks;
 
 TEST(LwipBuild, IsVersion213WithRawApiOnly) {
     EXPECT_EQ(LWIP_VERSION_MAJOR, 2);
@@ -20,9 +27,19 @@ TEST(LwipBuild, IsVersion213WithRawApiOnly) {
     EXPECT_EQ(NO_SYS, 1);
     EXPECT_EQ(LWIP_SOCKET, 0);
     EXPECT_EQ(LWIP_SUPPORT_CUSTOM_PBUF, 1); // zero-copy rx builds pbufs over mbuf data
+    EXPECT_EQ(MEMP_MEM_MALLOC, 1);          // every pool comes from the stack's arena
+    EXPECT_EQ(MEM_LIBC_MALLOC, 1);
+    EXPECT_EQ(LWIP_TCP_PCB_NUM_EXT_ARGS, 1); // flow rules ride on the pcb
+}
+
+TEST(LwipBuild, CustomPbufFitsTheMbufStackArea) {
+    EXPECT_LE(sizeof(pbuf_custom), sizeof(gazelle::fabric::MbufPriv::stack_area));
 }
 
 TEST(LwipBuild, TcpAndUdpPcbsBindAndListen) {
+    HeapChunks heap;
+    Arena arena(heap, 1u << 20, 8u << 20);
+    gazelle::stack::detail::set_thread_arena(&arena);
     lwip_init();
     tcp_pcb* pcb = tcp_new();
     ASSERT_NE(pcb, nullptr);
@@ -37,6 +54,30 @@ TEST(LwipBuild, TcpAndUdpPcbsBindAndListen) {
     EXPECT_EQ(udp_bind(u, IP4_ADDR_ANY, 5353), ERR_OK);
     udp_remove(u);
     sys_check_timeouts(); // timers run from the caller's loop (no tcpip thread)
+    EXPECT_GT(arena.stats().allocations, 0u);
+    gazelle::stack::detail::set_thread_arena(nullptr);
+}
+
+TEST(Arena, RecyclesBlocksPerSizeClassAndRespectsItsLimit) {
+    HeapChunks heap;
+    Arena arena(heap, 256u << 10, 512u << 10);
+    void* a = arena.allocate(100);
+    void* b = arena.allocate(100);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 16, 0u);
+    arena.free(a);
+    EXPECT_EQ(arena.allocate(90), a); // same class: the freed block comes back
+    EXPECT_EQ(arena.allocate((128u << 10) + 1), nullptr); // above the largest class
+    // Fill the limit: two chunks of 256 KiB, then nothing more.
+    unsigned big = 0;
+    while (arena.allocate(60u << 10) != nullptr) {
+        ++big;
+    }
+    EXPECT_GE(big, 6u);
+    EXPECT_EQ(arena.stats().reserved_bytes, 512u << 10);
+    EXPECT_GT(arena.stats().failures, 0u);
 }
 
 } // namespace

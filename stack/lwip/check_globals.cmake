@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Build check (POST_BUILD of gazelle_lwip): lwIP must keep no writable state outside thread-local
+# storage, or two stacks in one process would share it. Lists the object symbols of the archive
+# with `objdump -t` (nm prints .tbss symbols as B/b like .bss ones, so it cannot tell them apart)
+# and fails on any symbol in a writable, non-TLS data section: .data*, .bss* (not .data.rel.ro*,
+# which is read-only after relocation) or COMMON.
+#
+#   cmake -DOBJDUMP=<objdump> -DARCHIVE=<libgazelle_lwip.a> -P check_globals.cmake
+if(NOT OBJDUMP OR NOT ARCHIVE)
+    message(FATAL_ERROR "check_globals.cmake: OBJDUMP and ARCHIVE must be set")
+endif()
+execute_process(COMMAND "${OBJDUMP}" -t "${ARCHIVE}" OUTPUT_VARIABLE table RESULT_VARIABLE rc
+                ERROR_VARIABLE errors)
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "objdump -t ${ARCHIVE} failed: ${errors}")
+endif()
+string(REPLACE ";" "," table "${table}")
+string(REPLACE "\n" ";" lines "${table}")
+set(member "")
+set(offenders)
+set(tls 0)
+foreach(line IN LISTS lines)
+    if(line MATCHES "^([^ ]+\\.o):[ ]+file format")
+        set(member "${CMAKE_MATCH_1}")
+        continue()
+    endif()
+    # "<value> <flags (7 columns)> <section>\t<size> <name>"; objects have flag O.
+    if(NOT line MATCHES "^[0-9a-f]+ (.......) ([^ \t]+)[ \t]+[0-9a-f]+ (.+)$")
+        continue()
+    endif()
+    set(flags "${CMAKE_MATCH_1}")
+    set(section "${CMAKE_MATCH_2}")
+    set(name "${CMAKE_MATCH_3}")
+    if(section MATCHES "^\\.t(data|bss)")
+        math(EXPR tls "${tls} + 1") # TLS symbols have their own type (no O flag)
+        continue()
+    endif()
+    if(NOT flags MATCHES "O")
+        continue()
+    endif()
+    if(section MATCHES "^\\.data\\.rel\\.ro")
+        continue()
+    endif()
+    if(section MATCHES "^\\.(data|bss)" OR section STREQUAL "*COM*")
+        list(APPEND offenders "${member}: ${name} (${section})")
+    endif()
+endforeach()
+if(offenders)
+    list(JOIN offenders "\n  " text)
+    message(FATAL_ERROR "lwIP keeps process-wide writable state (add it to stack/lwip/thread_local.list "
+                        "after review, see doc/stack.md):\n  ${text}")
+endif()
+if(tls EQUAL 0)
+    message(FATAL_ERROR "check_globals.cmake: no thread-local object found in ${ARCHIVE}: was the patch applied?")
+endif()
+message(STATUS "lwIP state: ${tls} thread-local objects, no process-wide writable ones")
