@@ -39,6 +39,8 @@ struct AppRecord {
     std::vector<fabric::Epoch> epochs;
     std::vector<std::uint16_t> lcores;
     std::chrono::system_clock::time_point attached_at;
+    std::vector<std::uint16_t> cpus;     // CPU stack thread i is pinned to (as in the AttachReply)
+    gid_t gid = 0;                       // SO_PEERCRED gid at connect()
 };
 
 enum class AppEnd {
@@ -55,9 +57,18 @@ struct AppGone {
     std::vector<fabric::ReclaimReport> reclaimed; // one per queue
 };
 
+// How long reclaim_app() waits for a SIGKILLed app to die.
+inline constexpr std::chrono::milliseconds k_forced_exit_wait{2000};
+// An app that closed its registration connection without detaching is given this long to exit
+// before it is SIGKILLed (its queues cannot be reclaimed while it may still poll them).
+inline constexpr std::chrono::milliseconds k_hangup_linger{500};
+// A connection that sends no attach request within this time is closed.
+inline constexpr std::chrono::milliseconds k_attach_deadline{5000};
+
 struct ManagerOptions {
     std::string bus = "system"; // "system", "session", or a D-Bus address ("unix:path=...")
     bool bus_required = true;   // false: run without D-Bus when the bus is unreachable (tests, demos)
+    bool use_bus = true;        // false: do not connect to any bus (gazelle-mgr --no-bus)
 };
 
 class Manager {
@@ -80,10 +91,18 @@ public:
     const std::map<pid_t, AppRecord>& apps() const;
 
     // Reclaims every queue of app `pid` (registered apps only): a live process is SIGKILLed first
-    // and its death awaited (bounded). ENOENT when no such app.
+    // and its death awaited (bounded: k_forced_exit_wait). ENOENT when no such app; ETIMEDOUT when
+    // the process did not die in time (its queues are then reclaimed when it does). on_app_gone
+    // is called too, as for every app that goes.
     Result<AppGone> reclaim_app(pid_t pid);
 
-    // Observers (the D-Bus layer emits signals from them).
+    // The registration socket's path (config().manager.socket).
+    const std::string& socket_path() const;
+    // "Serving 2 apps, 3 of 6 queues owned" (systemd STATUS=).
+    std::string status() const;
+
+    // Observers (the D-Bus layer emits signals from them). on_app_gone is called once per app that
+    // attached, after its queues were reclaimed, whatever the end (AppGone::how).
     std::function<void(const AppRecord&)> on_app_attached;
     std::function<void(const AppGone&)> on_app_gone;
 
