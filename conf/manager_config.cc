@@ -661,6 +661,14 @@ void check_ports(ManagerConfig& config, const Layout& layout, internal::Findings
             }
         }
         if (!layout.ports_given) {
+            // The default ports are valid by construction, but a bridges list may drop their bridge.
+            const bool known = std::any_of(config.bridges.begin(), config.bridges.end(),
+                                           [&](const BridgeConfig& b) { return b.name == port.bridge; });
+            if (!port.bridge.empty() && !known) {
+                findings.error(line_in(layout.top, "bridges", 0), "bridges",
+                               "the default port '" + port.name + "' is plugged into bridge '" + port.bridge +
+                                   "', which this list does not define; keep it or give ports too");
+            }
             continue;
         }
         if (!lines.contains("mac") && port.type != PortType::pci) {

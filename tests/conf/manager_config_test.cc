@@ -290,6 +290,11 @@ TEST(ManagerConfig, BridgesAreReferencedByName) {
                               {"mgr.conf", 5, "bridges[0].name", "no port is plugged into bridge 'lonely'"}}));
     EXPECT_TRUE(fails_with(parse(ports({k_veth + " bridge = \"a\";"}) + "bridges = (\n{ name = \"a\"; },\n{ name = \"a\"; });"),
                            "mgr.conf:6: bridges[1].name: name 'a' is already used by bridges[0]"));
+    // A bridges list without ports replaces the default bridge the default ports use.
+    EXPECT_THAT(error_lines(parse("\nbridges = ( { name = \"br1\"; } );")),
+                ElementsAre("mgr.conf:2: bridges: the default port 'veth0' is plugged into bridge 'br0', which this "
+                            "list does not define; keep it or give ports too",
+                            HasSubstr("the default port 'veth1'")));
     EXPECT_TRUE(fails_mentioning(parse("bridges = ( { name = \"bad name\"; } );"),
                                  {"bridges[0].name: \"bad name\" is not a valid name"}));
 }
