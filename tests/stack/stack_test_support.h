@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// Fixture of the stack's multi-process tests: a private hugetlbfs mount and EAL prefix, the test
+// primary (stack_primary_actor: fabric + claim/reclaim on command) and app processes
+// (stack_app_actor: a Runtime with one stack per claimed slot). Everything is killed and cleaned
+// up by RAII, also when a test fails half-way.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/support/test_support.h"
+
+namespace gazelle::test {
+
+struct StackSpec {
+    unsigned slot;
+    unsigned lcore; // unique across all processes of the test
+};
+
+class StackFabricTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_TRUE(mount_.ok()) << mount_.error();
+        eal_ = std::make_unique<EalInstance>(mount_, "stk");
+    }
+
+    void start_primary(const std::vector<std::string>& mode, const std::vector<std::string>& extra_eal = {}) {
+        std::vector<std::string> argv{bin_path("stack_primary_actor")};
+        auto eal = eal_->primary_args(0, extra_eal);
+        argv.insert(argv.end(), eal.begin(), eal.end());
+        argv.emplace_back("--");
+        argv.insert(argv.end(), mode.begin(), mode.end());
+        primary_ = std::make_unique<Child>(argv);
+        const auto ready = primary_->expect("READY", 30s);
+        ASSERT_TRUE(ready) << primary_->transcript();
+    }
+
+    // Spawns an app with one stack per spec, claims its slots for its pid, starts its runtime.
+    std::unique_ptr<Child> start_app(const std::vector<StackSpec>& stacks, const std::vector<std::string>& extra = {}) {
+        std::vector<std::string> argv{bin_path("stack_app_actor"), "--prefix", eal_->prefix(), "--huge", mount_.path()};
+        for (const StackSpec& s : stacks) {
+            argv.emplace_back("--stack");
+            argv.push_back(std::to_string(s.slot) + ":" + std::to_string(s.lcore) + ":" + std::to_string(s.lcore % 2));
+        }
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        auto app = std::make_unique<Child>(argv);
+        const auto hello = app->expect("HELLO");
+        if (!hello) {
+            ADD_FAILURE() << "app did not start: " << app->transcript();
+            return nullptr;
+        }
+        const auto pid = field(*hello, "pid").value_or(0);
+        for (const StackSpec& s : stacks) {
+            const auto claim = ask_primary("claim " + std::to_string(s.slot) + " " + std::to_string(pid) + " " +
+                                               std::to_string(s.lcore),
+                                           "CLAIM");
+            if (field(claim, "ok") != 1) {
+                ADD_FAILURE() << "claim of slot " << s.slot << " failed: " << claim;
+                return nullptr;
+            }
+        }
+        if (!app->send("start")) {
+            ADD_FAILURE() << "app stdin closed";
+            return nullptr;
+        }
+        const auto started = app->expect("STARTED", 30s);
+        if (!started) {
+            ADD_FAILURE() << "app runtime did not start: " << app->transcript();
+            return nullptr;
+        }
+        return app;
+    }
+
+    std::string ask(Child& child, const std::string& command, const std::string& reply,
+                    std::chrono::milliseconds timeout = 20s) {
+        EXPECT_TRUE(child.send(command)) << command;
+        auto line = child.expect(reply, timeout);
+        EXPECT_TRUE(line) << command << " -> no " << reply << "\n" << child.transcript();
+        return line.value_or("");
+    }
+
+    std::string ask_primary(const std::string& command, const std::string& reply) {
+        return ask(*primary_, command, reply);
+    }
+
+    void stop_app(Child& app) {
+        ASSERT_TRUE(app.send("quit"));
+        EXPECT_TRUE(app.expect("BYE", 20s)) << app.transcript();
+        EXPECT_TRUE(app.wait_success());
+    }
+
+    HugeMount mount_;
+    std::unique_ptr<EalInstance> eal_;
+    std::unique_ptr<Child> primary_;
+};
+
+} // namespace gazelle::test
