@@ -47,7 +47,8 @@ Result<std::vector<unsigned>> parse_cpu_list(std::string_view text, unsigned lim
             ok = parse_id(entry.substr(0, dash), first) && parse_id(entry.substr(dash + 1), last);
         }
         if (!ok) {
-            return make_error(EINVAL, "'" + std::string(entry) + "' is not a CPU id or range (expected e.g. \"0-3,8\")");
+            return make_error(EINVAL,
+                              "'" + std::string(entry) + "' is not a CPU id or range (expected e.g. \"0-3,8\")");
         }
         if (last < first) {
             return make_error(EINVAL, "range '" + std::string(entry) + "' is reversed");

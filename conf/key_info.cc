@@ -20,13 +20,15 @@ std::string cell(const std::string& text) {
     return out;
 }
 
-std::string code(const std::string& text) { return text.empty() ? std::string() : "`" + cell(text) + "`"; }
+std::string code(const std::string& text) {
+    return text.empty() ? std::string() : "`" + cell(text) + "`";
+}
 
 std::string honoured_table(const std::vector<KeyInfo>& keys, const std::string& section) {
     std::string out = "| Key | Type | Values | Default | Meaning |\n|---|---|---|---|---|\n";
     for (const auto& key : keys) {
-        const bool in_section = section.empty() ? key.name.find('.') == std::string::npos
-                                                : key.name.starts_with(section);
+        const bool in_section =
+            section.empty() ? key.name.find('.') == std::string::npos : key.name.starts_with(section);
         if (key.disposition != Disposition::honoured || !in_section) {
             continue;
         }
@@ -48,7 +50,7 @@ std::string compatibility_table(const std::vector<KeyInfo>& keys) {
                                      : key.accepted.empty() ? std::string("nothing")
                                                             : code(key.accepted);
         const std::string here = honoured ? key.doc : key.reason;
-        const std::string gazelle = honoured            ? std::string("the same key")
+        const std::string gazelle = honoured          ? std::string("the same key")
                                     : key.doc.empty() ? std::string("documented, no longer parsed")
                                                       : key.doc;
         out += "| " + code(key.name) + " | " + to_string(key.disposition) + " | " + accepted + " | " + cell(here) +

@@ -28,10 +28,10 @@ struct KeyInfo {
     std::string range;         // "1..64, power of two", "IPv4 address", "\"kernel\" or \"error\""
     std::string default_value; // libconfig literal of the built-in default; empty when required / none
     Disposition disposition = Disposition::honoured;
-    std::string accepted;      // warning/error keys: the literal accepted without a finding
-    std::string reason;        // warning/error/removed keys: why
-    std::string doc;           // what the key means here
-    std::string example;       // a literal that is valid for the key's type
+    std::string accepted; // warning/error keys: the literal accepted without a finding
+    std::string reason;   // warning/error/removed keys: why
+    std::string doc;      // what the key means here
+    std::string example;  // a literal that is valid for the key's type
     bool required = false;
     bool from_gazelle = false; // a key of Gazelle's lstack.conf (lstack_cfg.c's parse table)
 };

@@ -14,7 +14,6 @@
 namespace gazelle::conf {
 namespace {
 
-
 using internal::KeySpec;
 using internal::Kind;
 using internal::quote;
@@ -35,7 +34,9 @@ constexpr std::string_view k_no_repin =
 constexpr std::string_view k_bonding =
     "bonding is not supported: a port is one NIC or virtual device (ports in gazelle-mgr.conf); remove the key";
 
-std::string show_ipv4(const std::optional<Ipv4>& address) { return quote(address ? to_string(*address) : ""); }
+std::string show_ipv4(const std::optional<Ipv4>& address) {
+    return quote(address ? to_string(*address) : "");
+}
 
 void store_ipv4(std::optional<Ipv4>& field, const Value& value, const Site& site) {
     if (value.text.empty()) {
@@ -144,7 +145,8 @@ constexpr std::array k_eal_options{
     EalOption{"--huge-dir", true, EalUse::rejected, "gazelle-mgr assigns it (dpdk.huge_dir in gazelle-mgr.conf)"},
     EalOption{"--base-virtaddr", true, EalUse::rejected,
               "gazelle-mgr assigns it: a secondary must map shared memory where the primary did"},
-    EalOption{"--iova-mode", true, EalUse::rejected, "gazelle-mgr assigns it: a secondary must use the primary's IOVA mode"},
+    EalOption{"--iova-mode", true, EalUse::rejected,
+              "gazelle-mgr assigns it: a secondary must use the primary's IOVA mode"},
     EalOption{"-l", true, EalUse::rejected, k_lcore_reason},
     EalOption{"--lcores", true, EalUse::rejected, k_lcore_reason},
     EalOption{"-c", true, EalUse::rejected, k_lcore_reason},
@@ -195,14 +197,16 @@ void store_dpdk_args(LstackConfig& config, const Value& value, const Site& site)
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& arg = args[i];
         if (arg.find(' ') != std::string::npos) {
-            site.error("'" + arg + "' contains a space: give an option and its value as two entries, or as "
-                                   "--option=value");
+            site.error("'" + arg +
+                       "' contains a space: give an option and its value as two entries, or as "
+                       "--option=value");
             ok = false;
             continue;
         }
         if (arg.size() < 2 || arg[0] != '-') {
-            site.error("'" + arg + "' is not an EAL option (each entry is an option, or the value of the option "
-                                   "before it)");
+            site.error("'" + arg +
+                       "' is not an EAL option (each entry is an option, or the value of the option "
+                       "before it)");
             ok = false;
             continue;
         }
@@ -436,8 +440,8 @@ constexpr KeySpec<LstackConfig> k_keys[] = {
      .store =
          [](LstackConfig& c, const Value& v, const Site& s) {
              const bool ok = std::all_of(v.text.begin(), v.text.end(), [](char ch) {
-                 return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                        ch == '.' || ch == '_' || ch == '-';
+                 return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                        ch == '_' || ch == '-';
              });
              if (!ok) {
                  s.error(quote(v.text) + " may contain only letters, digits, '.', '_' and '-'");
@@ -452,20 +456,16 @@ constexpr KeySpec<LstackConfig> k_keys[] = {
      .doc = "New: what sockets do when the process cannot attach to gazelle-mgr. \"kernel\": the whole process "
             "uses kernel sockets, with one message saying why. \"error\": socket calls fail with an errno.",
      .example = "\"error\"",
-     .store =
-         [](LstackConfig& c, const Value& v, const Site&) {
-             c.attach_failure = v.text == "error" ? AttachFailure::error : AttachFailure::kernel;
-         },
+     .store = [](LstackConfig& c, const Value& v,
+                 const Site&) { c.attach_failure = v.text == "error" ? AttachFailure::error : AttachFailure::kernel; },
      .show = [](const LstackConfig& c) { return quote(to_string(c.attach_failure)); }},
     {.name = "log_level",
      .kind = Kind::string,
      .choices = k_log_level_choices,
      .doc = "New: the most verbose level liblstack.so logs (to stderr).",
      .example = "\"debug\"",
-     .store =
-         [](LstackConfig& c, const Value& v, const Site&) {
-             c.log_level = parse_log_level(v.text).value_or(LogLevel::warning);
-         },
+     .store = [](LstackConfig& c, const Value& v,
+                 const Site&) { c.log_level = parse_log_level(v.text).value_or(LogLevel::warning); },
      .show = [](const LstackConfig& c) { return quote(to_string(c.log_level)); }},
 
     // Accepted with a warning: no effect here.
@@ -792,7 +792,9 @@ const char* to_string(StackThreadMode mode) {
     return mode == StackThreadMode::run_to_completion ? "run-to-completion" : "run-to-wakeup";
 }
 
-const char* to_string(AttachFailure failure) { return failure == AttachFailure::error ? "error" : "kernel"; }
+const char* to_string(AttachFailure failure) {
+    return failure == AttachFailure::error ? "error" : "kernel";
+}
 
 namespace internal {
 

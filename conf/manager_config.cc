@@ -14,7 +14,6 @@
 namespace gazelle::conf {
 namespace {
 
-
 using internal::KeySpec;
 using internal::Kind;
 using internal::Lines;
@@ -41,7 +40,9 @@ std::string name_rule(std::size_t max_bytes) {
 }
 
 // Absolute path of a file: starts with '/', does not end with one.
-bool is_file_path(std::string_view text) { return text.size() > 1 && text.front() == '/' && text.back() != '/'; }
+bool is_file_path(std::string_view text) {
+    return text.size() > 1 && text.front() == '/' && text.back() != '/';
+}
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9') {
@@ -126,8 +127,9 @@ void store_extra_args(DpdkConfig& config, const Value& value, const Site& site) 
     bool ok = true;
     for (const auto& arg : value.list) {
         if (arg.find(' ') != std::string::npos) {
-            site.error("'" + arg + "' contains a space: give an option and its value as two entries, or as "
-                                   "--option=value");
+            site.error("'" + arg +
+                       "' contains a space: give an option and its value as two entries, or as "
+                       "--option=value");
             ok = false;
             continue;
         }
@@ -296,9 +298,15 @@ constexpr KeySpec<FabricConfig> k_fabric_keys[] = {
      .field = &FabricConfig::l2_low_watermark_percent},
 };
 
-bool is_user_veth(const PortConfig& p) { return p.type == PortType::user_veth; }
-bool is_tap(const PortConfig& p) { return p.type == PortType::tap; }
-bool is_pci(const PortConfig& p) { return p.type == PortType::pci; }
+bool is_user_veth(const PortConfig& p) {
+    return p.type == PortType::user_veth;
+}
+bool is_tap(const PortConfig& p) {
+    return p.type == PortType::tap;
+}
+bool is_pci(const PortConfig& p) {
+    return p.type == PortType::pci;
+}
 
 constexpr KeySpec<PortConfig> k_port_keys[] = {
     {.name = "name",
@@ -578,10 +586,8 @@ constexpr KeySpec<DaemonConfig> k_manager_keys[] = {
      .choices = k_log_level_choices,
      .doc = "The most verbose level the manager logs.",
      .example = "\"debug\"",
-     .store =
-         [](DaemonConfig& c, const Value& v, const Site&) {
-             c.log_level = parse_log_level(v.text).value_or(LogLevel::info);
-         },
+     .store = [](DaemonConfig& c, const Value& v,
+                 const Site&) { c.log_level = parse_log_level(v.text).value_or(LogLevel::info); },
      .show = [](const DaemonConfig& c) { return quote(to_string(c.log_level)); }},
 };
 
@@ -594,11 +600,11 @@ unsigned line_in(const Lines& lines, std::string_view key, unsigned fallback) {
 
 // Everything the cross-field checks need to know about where keys were.
 struct Layout {
-    Lines top;                    // section name -> line
+    Lines top; // section name -> line
     Lines dpdk;
     Lines fabric;
     Lines manager;
-    std::vector<Lines> ports;     // per port: key -> line
+    std::vector<Lines> ports; // per port: key -> line
     std::vector<unsigned> port_lines;
     std::vector<Lines> bridges;
     std::vector<unsigned> bridge_lines;
@@ -637,8 +643,8 @@ void check_ports(ManagerConfig& config, const Layout& layout, internal::Findings
         const unsigned needed = port.mtu + k_l2_overhead + k_mbuf_headroom;
         if (needed > config.fabric.mbuf_data_room) {
             // Reported where the user wrote the number that is too big (or too small).
-            const std::string why = "needs mbufs with " + std::to_string(needed) +
-                                    " bytes of data room (mtu + 18 + 128 of headroom)";
+            const std::string why =
+                "needs mbufs with " + std::to_string(needed) + " bytes of data room (mtu + 18 + 128 of headroom)";
             if (lines.contains("mtu")) {
                 findings.error(at("mtu"), port_key(i, "mtu"),
                                std::to_string(port.mtu) + " " + why + ", fabric.mbuf_data_room is " +
@@ -675,8 +681,8 @@ void check_ports(ManagerConfig& config, const Layout& layout, internal::Findings
             findings.error(group_line, port_key(i, "mac"), "missing required key (only pci ports may leave it out)");
         } else if (!port.mac && port.type != PortType::pci && lines.contains("mac") &&
                    !findings.has_error_for(port_key(i, "mac"))) {
-            findings.error(at("mac"), port_key(i, "mac"), "must not be empty for a " + std::string(to_string(port.type)) +
-                                                              " port");
+            findings.error(at("mac"), port_key(i, "mac"),
+                           "must not be empty for a " + std::string(to_string(port.type)) + " port");
         }
         if (port.type == PortType::tap) {
             if (!lines.contains("iface")) {
@@ -718,7 +724,8 @@ void check_ports(ManagerConfig& config, const Layout& layout, internal::Findings
             const bool known = std::any_of(config.bridges.begin(), config.bridges.end(),
                                            [&](const BridgeConfig& b) { return b.name == port.bridge; });
             if (!known) {
-                findings.error(at("bridge"), port_key(i, "bridge"), "unknown bridge '" + port.bridge + "' (not in bridges)");
+                findings.error(at("bridge"), port_key(i, "bridge"),
+                               "unknown bridge '" + port.bridge + "' (not in bridges)");
             }
         }
         // Uniqueness (a value that failed to parse is not compared).
@@ -756,8 +763,8 @@ void check_bridges(const ManagerConfig& config, const Layout& layout, internal::
         const std::string key = "bridges[" + std::to_string(i) + "].name";
         const auto [it, inserted] = names.emplace(bridge.name, i);
         if (!inserted) {
-            findings.error(line, key, "name '" + bridge.name + "' is already used by bridges[" +
-                                          std::to_string(it->second) + "]");
+            findings.error(line, key,
+                           "name '" + bridge.name + "' is already used by bridges[" + std::to_string(it->second) + "]");
             continue;
         }
         const bool used = std::any_of(config.ports.begin(), config.ports.end(), [&](const PortConfig& p) {
@@ -795,8 +802,9 @@ void cross_check(ManagerConfig& config, const Layout& layout, internal::Findings
     const auto& fabric = config.fabric;
     const unsigned cache_line = line_in(layout.fabric, "mbuf_cache_size", 0);
     // rte_mempool_create() refuses a cache whose flush threshold (1.5 x size) exceeds the pool.
-    for (const auto& [pool, mbufs] : {std::pair<const char*, unsigned>{"fabric.mbufs_per_queue", fabric.mbufs_per_queue},
-                                      std::pair<const char*, unsigned>{"fabric.l2_pool_mbufs", fabric.l2_pool_mbufs}}) {
+    using Pool = std::pair<const char*, unsigned>;
+    for (const auto& [pool, mbufs] :
+         {Pool{"fabric.mbufs_per_queue", fabric.mbufs_per_queue}, Pool{"fabric.l2_pool_mbufs", fabric.l2_pool_mbufs}}) {
         if (fabric.mbuf_cache_size * 3 / 2 > mbufs) {
             findings.error(cache_line, "fabric.mbuf_cache_size",
                            std::to_string(fabric.mbuf_cache_size) + " is too large for " + pool + " = " +
@@ -852,8 +860,8 @@ template <typename T>
 std::string describe_list(std::string_view name, std::span<const KeySpec<T>> specs, const std::vector<T>& items) {
     std::string out = std::string(name) + " = (";
     for (std::size_t i = 0; i < items.size(); ++i) {
-        out += std::string(i == 0 ? "\n" : ",\n") + "    {\n" + internal::describe_group<T>(specs, items[i], "        ") +
-               "    }";
+        out += std::string(i == 0 ? "\n" : ",\n") + "    {\n" +
+               internal::describe_group<T>(specs, items[i], "        ") + "    }";
     }
     return out + (items.empty() ? ");\n" : "\n);\n");
 }
@@ -912,8 +920,7 @@ Result<ManagerConfig> parse_manager_config(const std::string& text, const std::s
         } else if (name == "fabric") {
             read_section<FabricConfig>(setting, k_fabric_keys, config.fabric, name, source, findings, layout.fabric);
         } else if (name == "manager") {
-            read_section<DaemonConfig>(setting, k_manager_keys, config.manager, name, source, findings,
-                                       layout.manager);
+            read_section<DaemonConfig>(setting, k_manager_keys, config.manager, name, source, findings, layout.manager);
         } else if (name == "ports") {
             ports_given = true;
             read_list<PortConfig>(setting, k_port_keys, config.ports, layout.ports, layout.port_lines, name, source,

@@ -26,35 +26,35 @@ namespace gazelle::conf {
 
 // Limits that are properties of the code, not of a file (the fabric's own constants in
 // fabric/types.h must agree; conf/ is the leaf layer and cannot include them).
-inline constexpr unsigned k_max_queues = 64;   // queue sets are 64-bit masks
-inline constexpr unsigned k_max_lcores = 128;  // RTE_MAX_LCORE of Debian's DPDK 22.11
-inline constexpr unsigned k_max_ports = 8;     // fabric::k_max_ports
-inline constexpr unsigned k_max_tap_queues = 4; // DPDK 22.11's tap PMD overflows its fd array above 4 queues
+inline constexpr unsigned k_max_queues = 64;     // queue sets are 64-bit masks
+inline constexpr unsigned k_max_lcores = 128;    // RTE_MAX_LCORE of Debian's DPDK 22.11
+inline constexpr unsigned k_max_ports = 8;       // fabric::k_max_ports
+inline constexpr unsigned k_max_tap_queues = 4;  // DPDK 22.11's tap PMD overflows its fd array above 4 queues
 inline constexpr unsigned k_mbuf_headroom = 128; // RTE_PKTMBUF_HEADROOM
 inline constexpr unsigned k_l2_overhead = 18;    // Ethernet header plus one VLAN tag
 
 struct DpdkConfig {
-    std::string file_prefix = "gazelle";      // EAL --file-prefix, shared by manager and apps
-    std::string huge_dir = "/mnt/gazelle-huge"; // EAL --huge-dir (a hugetlbfs mount)
-    unsigned main_lcore = 0;                    // the manager's own lcore id
+    std::string file_prefix = "gazelle";                     // EAL --file-prefix, shared by manager and apps
+    std::string huge_dir = "/mnt/gazelle-huge";              // EAL --huge-dir (a hugetlbfs mount)
+    unsigned main_lcore = 0;                                 // the manager's own lcore id
     std::vector<unsigned> app_lcores = default_app_lcores(); // lcore ids handed out to stack threads
-    std::vector<unsigned> app_cpus = {0, 1};    // CPUs those stack threads may run on
-    std::vector<std::string> extra_args;        // more EAL arguments of the primary
-    unsigned socket_limit_mb = 0;               // EAL --socket-limit per NUMA node; 0: no limit
+    std::vector<unsigned> app_cpus = {0, 1};                 // CPUs those stack threads may run on
+    std::vector<std::string> extra_args;                     // more EAL arguments of the primary
+    unsigned socket_limit_mb = 0;                            // EAL --socket-limit per NUMA node; 0: no limit
 
     static std::vector<unsigned> default_app_lcores();
     bool operator==(const DpdkConfig&) const = default;
 };
 
 struct FabricConfig {
-    unsigned max_queues = 16;            // queue slots over all ports (<= 64)
-    unsigned ring_size = 1024;           // slots of each per-producer inbox lane (power of two)
-    unsigned flow_table_size = 65536;    // entries of the shared 5-tuple hash (power of two)
-    unsigned listener_table_size = 1024; // entries of the listener table (power of two)
-    unsigned mbufs_per_queue = 8191;     // mbufs of each queue's pool (2^n - 1 is optimal)
-    unsigned mbuf_cache_size = 256;      // per-lcore cache of every pool
-    unsigned mbuf_data_room = 2176;      // bytes per mbuf including headroom (RTE_MBUF_DEFAULT_BUF_SIZE)
-    unsigned l2_pool_mbufs = 16383;      // mbufs of the pool for ARP and other L2 traffic
+    unsigned max_queues = 16;               // queue slots over all ports (<= 64)
+    unsigned ring_size = 1024;              // slots of each per-producer inbox lane (power of two)
+    unsigned flow_table_size = 65536;       // entries of the shared 5-tuple hash (power of two)
+    unsigned listener_table_size = 1024;    // entries of the listener table (power of two)
+    unsigned mbufs_per_queue = 8191;        // mbufs of each queue's pool (2^n - 1 is optimal)
+    unsigned mbuf_cache_size = 256;         // per-lcore cache of every pool
+    unsigned mbuf_data_room = 2176;         // bytes per mbuf including headroom (RTE_MBUF_DEFAULT_BUF_SIZE)
+    unsigned l2_pool_mbufs = 16383;         // mbufs of the pool for ARP and other L2 traffic
     unsigned l2_low_watermark_percent = 10; // below this share of free L2 mbufs, new L2 work is dropped
 
     bool operator==(const FabricConfig&) const = default;
@@ -77,9 +77,9 @@ struct PortConfig {
     unsigned rx_ring_size = 1024;
     unsigned tx_ring_size = 1024;
     unsigned mtu = 1500;
-    std::string bridge; // user-veth: the bridge it is plugged into ("" = none)
-    std::string iface;  // tap: kernel interface name
-    std::string pci;    // pci: "0000:03:00.0"
+    std::string bridge;                // user-veth: the bridge it is plugged into ("" = none)
+    std::string iface;                 // tap: kernel interface name
+    std::string pci;                   // pci: "0000:03:00.0"
     std::vector<std::uint8_t> rss_key; // 40 bytes, or empty for the PMD's default key
 
     bool operator==(const PortConfig&) const = default;
@@ -93,7 +93,7 @@ struct BridgeConfig {
 
 struct DaemonConfig {
     std::string socket = "/run/gazelle/mgr.sock"; // apps connect here (lstack.conf mgr_socket)
-    std::string bus = "system";                    // "system", "session" or "unix:path=..."
+    std::string bus = "system";                   // "system", "session" or "unix:path=..."
     unsigned max_apps = 32;
     unsigned heartbeat_timeout_ms = 3000; // an app silent this long is considered dead
     unsigned reclaim_timeout_ms = 1000;   // time a dead app's queues get to drain before reuse

@@ -8,7 +8,9 @@
 namespace gazelle::conf {
 namespace {
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+std::string quoted(std::string_view text) {
+    return "'" + std::string(text) + "'";
+}
 
 int hex_digit(char c) {
     if (c >= '0' && c <= '9') {
@@ -67,20 +69,24 @@ Result<MacAddr> parse_mac(std::string_view text) {
         }
     }
     if (!ok) {
-        return make_error(EINVAL, quoted(text) +
-                                      " is not a valid MAC address (expected six hex pairs like 02:00:00:00:00:01)");
+        return make_error(EINVAL,
+                          quoted(text) + " is not a valid MAC address (expected six hex pairs like 02:00:00:00:00:01)");
     }
     return mac;
 }
 
-unsigned prefix_length(Ipv4 netmask) { return static_cast<unsigned>(std::popcount(netmask.value)); }
+unsigned prefix_length(Ipv4 netmask) {
+    return static_cast<unsigned>(std::popcount(netmask.value));
+}
 
-bool same_subnet(Ipv4 a, Ipv4 b, Ipv4 netmask) { return (a.value & netmask.value) == (b.value & netmask.value); }
+bool same_subnet(Ipv4 a, Ipv4 b, Ipv4 netmask) {
+    return (a.value & netmask.value) == (b.value & netmask.value);
+}
 
 std::string to_string(Ipv4 address) {
     const std::uint32_t v = address.value;
-    return std::to_string(v >> 24) + '.' + std::to_string((v >> 16) & 0xffu) + '.' +
-           std::to_string((v >> 8) & 0xffu) + '.' + std::to_string(v & 0xffu);
+    return std::to_string(v >> 24) + '.' + std::to_string((v >> 16) & 0xffu) + '.' + std::to_string((v >> 8) & 0xffu) +
+           '.' + std::to_string(v & 0xffu);
 }
 
 std::string to_string(const MacAddr& address) {

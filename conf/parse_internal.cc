@@ -13,10 +13,18 @@
 namespace gazelle::conf::internal {
 namespace {
 
-bool is_name_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '*'; }
-bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9') || c == '_' || c == '-'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_hex_digit(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_name_start(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '*';
+}
+bool is_name_char(char c) {
+    return is_name_start(c) || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_hex_digit(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 // Whether libconfig 1.5 stores this integer literal faithfully. Without an L suffix it goes
 // through a 32-bit int (decimal via atoi-like wrapping, hex via a cast from unsigned), so
@@ -37,8 +45,7 @@ bool literal_fits(std::string_view token) {
     unsigned long long magnitude = 0;
     const unsigned base = hex ? 16u : 10u;
     for (char c : hex ? digits.substr(2) : digits) {
-        const unsigned d = is_digit(c) ? static_cast<unsigned>(c - '0')
-                                       : static_cast<unsigned>((c | 0x20) - 'a' + 10);
+        const unsigned d = is_digit(c) ? static_cast<unsigned>(c - '0') : static_cast<unsigned>((c | 0x20) - 'a' + 10);
         if (magnitude > (std::numeric_limits<unsigned long long>::max() - d) / base) {
             return false;
         }
@@ -104,8 +111,8 @@ bool prescan(std::string_view text, Source& source, Findings& findings) {
                              ((text[i] == '-' || text[i] == '+') && (text[i - 1] == 'e' || text[i - 1] == 'E')))) {
                 // 'e' is a hex digit too; only a decimal literal with '.' or an exponent is a float.
                 is_float = is_float || text[i] == '.' ||
-                           ((text[i] == 'e' || text[i] == 'E') && text.substr(start, i - start).find_first_of("xX") ==
-                                                                       std::string_view::npos);
+                           ((text[i] == 'e' || text[i] == 'E') &&
+                            text.substr(start, i - start).find_first_of("xX") == std::string_view::npos);
                 ++i;
             }
             while (i < n && (text[i] == 'L' || text[i] == 'l')) {
@@ -216,13 +223,16 @@ bool Findings::has_error_for(std::string_view key) const {
     return std::any_of(errors_.begin(), errors_.end(), [&](const Diagnostic& d) { return d.key == key; });
 }
 
-Error Findings::to_error() const { return make_error(EINVAL, join(errors_)); }
+Error Findings::to_error() const {
+    return make_error(EINVAL, join(errors_));
+}
 
 bool read_source(std::string_view text, Source& source, Findings& findings) {
     std::size_t start = 0;
     while (start <= text.size()) {
         const std::size_t end = text.find('\n', start);
-        source.lines.emplace_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+        const std::size_t length = end == std::string_view::npos ? std::string_view::npos : end - start;
+        source.lines.emplace_back(text.substr(start, length));
         if (end == std::string_view::npos) {
             break;
         }
@@ -247,7 +257,8 @@ bool read_source(std::string_view text, Source& source, Findings& findings) {
         line > 0 && line <= source.lines.size() ? trimmed(source.lines[line - 1], 80) : std::string();
     if (libconfig_text == "duplicate setting name" && !line_text.empty()) {
         const std::string name = duplicate_name_on(source.lines[line - 1]);
-        findings.error(line, name, "duplicate key: it is already set in this group (libconfig: " + libconfig_text + ")");
+        findings.error(line, name,
+                       "duplicate key: it is already set in this group (libconfig: " + libconfig_text + ")");
     } else {
         std::string message = "syntax error (libconfig: " + libconfig_text + ")";
         if (!line_text.empty()) {
@@ -399,7 +410,9 @@ const char* type_name(int libconfig_type) {
     }
 }
 
-unsigned line_of(const config_setting_t* setting) { return config_setting_source_line(setting); }
+unsigned line_of(const config_setting_t* setting) {
+    return config_setting_source_line(setting);
+}
 
 std::string type_text(Kind kind) {
     switch (kind) {
@@ -442,7 +455,9 @@ std::string range_text(const Limits& limits, std::string_view value_text) {
 
 namespace {
 
-bool is_power_of_two(long long v) { return v > 0 && (v & (v - 1)) == 0; }
+bool is_power_of_two(long long v) {
+    return v > 0 && (v & (v - 1)) == 0;
+}
 
 bool in_choices(std::string_view choices, std::string_view text) {
     std::string_view rest = choices;
@@ -474,8 +489,7 @@ std::string expected_text(Kind kind) {
 
 } // namespace
 
-bool read_value(const config_setting_t* setting, const Limits& limits, Source& source, const Site& site,
-                Value& out) {
+bool read_value(const config_setting_t* setting, const Limits& limits, Source& source, const Site& site, Value& out) {
     const int type = config_setting_type(setting);
     const auto wrong_type = [&] {
         site.error("wrong type: expected " + expected_text(limits.kind) + ", got " + type_name(type));
@@ -560,7 +574,8 @@ bool read_value(const config_setting_t* setting, const Limits& limits, Source& s
 void report_unread_overflows(Source& source, Findings& findings) {
     for (const auto& [line, token] : source.overflows) {
         if (!findings.has_error_on(line)) {
-            findings.error(line, {}, "integer " + token + " does not fit in 32 bits (libconfig 1.5 would silently wrap it)");
+            findings.error(line, {},
+                           "integer " + token + " does not fit in 32 bits (libconfig 1.5 would silently wrap it)");
         }
     }
     source.overflows.clear();

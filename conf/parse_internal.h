@@ -118,7 +118,7 @@ struct KeySpec {
     long long min = 0; // integer range, checked when max > min
     long long max = 0;
     bool power_of_two = false;
-    std::string_view choices; // string keys with a fixed set of values: "a|b|c"
+    std::string_view choices;    // string keys with a fixed set of values: "a|b|c"
     std::string_view value_text; // what a string holds, for the docs: "IPv4 address"
     Disposition disposition = Disposition::honoured;
     std::string_view accepted; // warning/error keys: literal that draws no finding ("0", "\"\"")
@@ -150,8 +150,8 @@ struct Limits {
 };
 
 // Type, overflow, range and choice checks of one setting. Returns false after reporting.
-[[nodiscard]] bool read_value(const config_setting_t* setting, const Limits& limits, Source& source,
-                              const Site& site, Value& out);
+[[nodiscard]] bool read_value(const config_setting_t* setting, const Limits& limits, Source& source, const Site& site,
+                              Value& out);
 // Reports integer literals that no key consumed (e.g. inside an unknown key of the wrong type).
 void report_unread_overflows(Source& source, Findings& findings);
 
@@ -247,8 +247,8 @@ using Lines = std::map<std::string, unsigned, std::less<>>;
 // `prefix` makes reported keys unique ("ports[1]."); required keys that are absent are reported
 // at the group's line.
 template <typename T>
-void read_group(const config_setting_t* group, std::span<const KeySpec<T>> specs, T& target,
-                const std::string& prefix, Source& source, Findings& findings, Lines& lines) {
+void read_group(const config_setting_t* group, std::span<const KeySpec<T>> specs, T& target, const std::string& prefix,
+                Source& source, Findings& findings, Lines& lines) {
     std::vector<std::string_view> candidates;
     for (const auto& spec : specs) {
         if (spec.disposition != Disposition::removed) {
@@ -307,7 +307,8 @@ KeyInfo key_info(const KeySpec<T>& spec, std::string_view prefix, const T& defau
     KeyInfo info;
     info.name = std::string(prefix) + std::string(spec.name);
     info.type = spec.disposition == Disposition::removed ? std::string() : type_text(spec.kind);
-    info.range = spec.disposition == Disposition::removed ? std::string() : range_text(limits_of(spec), spec.value_text);
+    info.range =
+        spec.disposition == Disposition::removed ? std::string() : range_text(limits_of(spec), spec.value_text);
     if (spec.disposition == Disposition::honoured && !spec.required) {
         info.default_value = show_value(spec, defaults);
     }

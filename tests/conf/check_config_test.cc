@@ -45,7 +45,8 @@ TEST(CheckConfig, ValidFilePrintsEffectiveValuesAndWarnings) {
     EXPECT_EQ(r.status, k_check_valid);
     EXPECT_THAT(r.out, HasSubstr("host_addr = \"192.168.1.10\";\n"));
     EXPECT_THAT(r.out, HasSubstr("stack_num = 2;\n"));
-    EXPECT_THAT(r.err, HasSubstr("warning: " + k_guide_fixed + ":1: dpdk_args: '--socket-mem 2048,0,0,0' has no effect"));
+    EXPECT_THAT(r.err,
+                HasSubstr("warning: " + k_guide_fixed + ":1: dpdk_args: '--socket-mem 2048,0,0,0' has no effect"));
     EXPECT_THAT(r.err, HasSubstr(k_guide_fixed + ": valid, 2 warnings\n"));
 }
 
@@ -138,7 +139,8 @@ TEST(CheckConfigBinary, ExitCodesAndMessages) {
                                                      "tcp_conn_count = 99999;\n");
     const Outcome invalid = spawn("--lstack " + bad);
     EXPECT_EQ(invalid.status, 1) << invalid.out;
-    EXPECT_THAT(invalid.out, HasSubstr("error: " + bad + ":2: nic_read_num: unknown key (did you mean 'nic_read_number'?)"));
+    EXPECT_THAT(invalid.out,
+                HasSubstr("error: " + bad + ":2: nic_read_num: unknown key (did you mean 'nic_read_number'?)"));
     EXPECT_THAT(invalid.out, HasSubstr("error: " + bad + ":3: host_addr: '10.0.0' is not a valid IPv4 address"));
     EXPECT_THAT(invalid.out, HasSubstr("error: " + bad + ":4: tcp_conn_count: out of range: 99999 is not in 1..20000"));
     EXPECT_THAT(invalid.out, Not(HasSubstr("stack_num = 1;")));

@@ -36,9 +36,8 @@ std::string section(const std::string& text, const std::string& name) {
     return text.substr(b + begin.size(), e - b - begin.size());
 }
 
-constexpr const char* k_regenerate =
-    "doc/config.md is out of date: regenerate the section with "
-    "`build/<dir>/tools/gazelle-check-config --reference mgr|lstack`";
+constexpr const char* k_regenerate = "doc/config.md is out of date: regenerate the section with "
+                                     "`build/<dir>/tools/gazelle-check-config --reference mgr|lstack`";
 
 TEST(ConfigDoc, ManagerReferenceIsGeneratedFromTheTable) {
     EXPECT_EQ(section(doc(), "mgr-keys"), reference_markdown(ConfigFile::manager)) << k_regenerate;

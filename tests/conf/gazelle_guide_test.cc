@@ -45,15 +45,16 @@ TEST(GazelleGuideSample, FixtureIsTheGuidesText) {
 TEST(GazelleGuideSample, FailsExactlyWhereOurSemanticsDiffer) {
     auto c = load_lstack_config(k_original);
     const std::string f = k_original + ":";
-    EXPECT_THAT(test::error_lines(c),
-                ElementsAre(f + "1: dpdk_args: '--huge-dir /mnt/hugepages-2M': gazelle-mgr assigns it (dpdk.huge_dir in "
-                                "gazelle-mgr.conf); remove it",
-                            f + "1: dpdk_args: '--proc-type primary': gazelle-mgr assigns it: applications always attach "
-                                "as DPDK secondaries of gazelle-mgr; remove it",
-                            f + "1: dpdk_args: '--map-perfect': an openEuler DPDK patch option for ltran; upstream DPDK "
-                                "22.11 has no such option; remove it",
-                            f + "2: use_ltran: ltran does not exist here: the decentralized fabric replaces it; remove "
-                                "the key or set 0"));
+    EXPECT_THAT(
+        test::error_lines(c),
+        ElementsAre(f + "1: dpdk_args: '--huge-dir /mnt/hugepages-2M': gazelle-mgr assigns it (dpdk.huge_dir in "
+                        "gazelle-mgr.conf); remove it",
+                    f + "1: dpdk_args: '--proc-type primary': gazelle-mgr assigns it: applications always attach "
+                        "as DPDK secondaries of gazelle-mgr; remove it",
+                    f + "1: dpdk_args: '--map-perfect': an openEuler DPDK patch option for ltran; upstream DPDK "
+                        "22.11 has no such option; remove it",
+                    f + "2: use_ltran: ltran does not exist here: the decentralized fabric replaces it; remove "
+                        "the key or set 0"));
 }
 
 TEST(GazelleGuideSample, FixedVariantChangesOnlyTheIncompatibleKeys) {

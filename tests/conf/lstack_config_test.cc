@@ -24,7 +24,9 @@ using test::fails_with;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-Result<LstackConfig> parse(const std::string& text) { return parse_lstack_config(text, "lstack.conf"); }
+Result<LstackConfig> parse(const std::string& text) {
+    return parse_lstack_config(text, "lstack.conf");
+}
 
 LstackConfig parse_ok(const std::string& text) {
     auto c = parse(text);
@@ -98,7 +100,8 @@ TEST(LstackConfig, MisspelledKeyNamesFileLineKeyAndSuggestion) {
     EXPECT_EQ(error_lines(c),
               std::vector<std::string>{"lstack.conf:3: nic_read_num: unknown key (did you mean 'nic_read_number'?)"});
     // The typo in the table of Gazelle's user guide.
-    EXPECT_TRUE(fails_with(parse("kni_swith = 0"), "lstack.conf:1: kni_swith: unknown key (did you mean 'kni_switch'?)"));
+    EXPECT_TRUE(
+        fails_with(parse("kni_swith = 0"), "lstack.conf:1: kni_swith: unknown key (did you mean 'kni_switch'?)"));
     EXPECT_TRUE(fails_with(parse("frobnicate = 1"), "lstack.conf:1: frobnicate: unknown key"));
     // Removed keys are not suggested.
     EXPECT_TRUE(fails_with(parse("send_ring_siz = 1"), "lstack.conf:1: send_ring_siz: unknown key"));
@@ -107,8 +110,9 @@ TEST(LstackConfig, MisspelledKeyNamesFileLineKeyAndSuggestion) {
 TEST(LstackConfig, BadAddressNamesFileLineKey) {
     EXPECT_TRUE(fails_with(parse("\nhost_addr = \"192.168.1\";"),
                            "lstack.conf:2: host_addr: '192.168.1' is not a valid IPv4 address (expected a.b.c.d)"));
-    EXPECT_TRUE(fails_with(parse("gateway_addr = \"192.168.01.1\";"),
-                           "lstack.conf:1: gateway_addr: '192.168.01.1' is not a valid IPv4 address (expected a.b.c.d)"));
+    EXPECT_TRUE(
+        fails_with(parse("gateway_addr = \"192.168.01.1\";"),
+                   "lstack.conf:1: gateway_addr: '192.168.01.1' is not a valid IPv4 address (expected a.b.c.d)"));
     EXPECT_TRUE(fails_with(parse("mask_addr = \"255.0.255.0\";"),
                            "lstack.conf:1: mask_addr: '255.0.255.0' is not a contiguous netmask (its one bits must "
                            "come first)"));
@@ -140,8 +144,8 @@ TEST(LstackConfig, OutOfRangeStatesTheRange) {
 TEST(LstackConfig, WrongTypeSaysWhatWasExpected) {
     EXPECT_TRUE(fails_with(parse("tcp_conn_count = \"1500\";"),
                            "lstack.conf:1: tcp_conn_count: wrong type: expected an integer, got a string"));
-    EXPECT_TRUE(fails_with(parse("host_addr = 1;"),
-                           "lstack.conf:1: host_addr: wrong type: expected a string, got an integer"));
+    EXPECT_TRUE(
+        fails_with(parse("host_addr = 1;"), "lstack.conf:1: host_addr: wrong type: expected a string, got an integer"));
     EXPECT_TRUE(fails_with(parse("dpdk_args = \"-v\";"),
                            "lstack.conf:1: dpdk_args: wrong type: expected a list of strings like [\"a\", \"b\"], got "
                            "a string"));
@@ -165,7 +169,8 @@ TEST(LstackConfig, EnumeratedStringsListTheirValues) {
     EXPECT_TRUE(fails_with(parse("stack_thread_mode = \"rtc\";"),
                            "lstack.conf:1: stack_thread_mode: invalid value \"rtc\" (expected \"run-to-wakeup\" or "
                            "\"run-to-completion\")"));
-    EXPECT_TRUE(fails_mentioning(parse("log_level = \"verbose\";"), {"log_level: invalid value \"verbose\"", "\"debug\""}));
+    EXPECT_TRUE(
+        fails_mentioning(parse("log_level = \"verbose\";"), {"log_level: invalid value \"verbose\"", "\"debug\""}));
     EXPECT_TRUE(fails_mentioning(parse("attach_failure = \"ignore\";"), {"attach_failure", "\"kernel\" or \"error\""}));
 }
 
@@ -195,7 +200,8 @@ TEST(LstackConfig, StackNumFollowsNumCpusOrMustAgreeWithIt) {
                            "lstack.conf:1: stack_num: 3 stack threads, but num_cpus lists 2 CPUs (one per stack "
                            "thread); make them agree or drop one"));
     EXPECT_TRUE(fails_mentioning(parse("num_cpus = \"0-64\";"), {"num_cpus: 65 CPUs listed", "at most 64"}));
-    EXPECT_TRUE(fails_mentioning(parse("num_cpus = \"2,2\";"), {"num_cpus: invalid CPU list \"2,2\": id 2 is listed twice"}));
+    EXPECT_TRUE(
+        fails_mentioning(parse("num_cpus = \"2,2\";"), {"num_cpus: invalid CPU list \"2,2\": id 2 is listed twice"}));
 }
 
 TEST(LstackConfig, GatewayMustBeInTheSubnet) {
@@ -218,7 +224,8 @@ TEST(LstackConfig, RunToCompletionHasNoStackThreads) {
     EXPECT_TRUE(fails_with(parse("stack_thread_mode = \"run-to-completion\";\nstack_interrupt = 1;"),
                            "lstack.conf:2: stack_interrupt: needs stack threads to block, but stack_thread_mode = "
                            "\"run-to-completion\" has none"));
-    const LstackConfig c = parse_ok("stack_thread_mode = \"run-to-completion\";\nlow_power_mode = 1;\nnum_cpus = \"1\";");
+    const LstackConfig c =
+        parse_ok("stack_thread_mode = \"run-to-completion\";\nlow_power_mode = 1;\nnum_cpus = \"1\";");
     EXPECT_THAT(warning_lines(c),
                 ElementsAre("lstack.conf:2: low_power_mode: has no effect: stack_thread_mode = \"run-to-completion\" "
                             "has no stack threads to slow down",
@@ -227,8 +234,9 @@ TEST(LstackConfig, RunToCompletionHasNoStackThreads) {
 }
 
 TEST(LstackConfig, IdleBackoffCombinationsThatDoNothingWarn) {
-    EXPECT_THAT(warning_lines(parse_ok("idle_spin_us = 10;")),
-                ElementsAre("lstack.conf:1: idle_spin_us: has no effect: neither low_power_mode nor stack_interrupt is 1"));
+    EXPECT_THAT(
+        warning_lines(parse_ok("idle_spin_us = 10;")),
+        ElementsAre("lstack.conf:1: idle_spin_us: has no effect: neither low_power_mode nor stack_interrupt is 1"));
     EXPECT_TRUE(parse_ok("idle_spin_us = 50;").warnings.empty()); // the default, spelled out
     EXPECT_TRUE(parse_ok("idle_spin_us = 10; low_power_mode = 1;").warnings.empty());
     EXPECT_THAT(warning_lines(parse_ok("low_power_mode = 1;\nstack_interrupt = 1;")),
@@ -238,31 +246,36 @@ TEST(LstackConfig, IdleBackoffCombinationsThatDoNothingWarn) {
 
 TEST(LstackConfig, ManagerSocketAndPrefix) {
     EXPECT_EQ(effective_mgr_socket(parse_ok("")), "/run/gazelle/mgr.sock");
-    EXPECT_EQ(effective_mgr_socket(parse_ok("mgr_socket = \"/tmp/x/m.sock\"; unix_prefix = \"b-\";")), "/tmp/x/b-m.sock");
+    EXPECT_EQ(effective_mgr_socket(parse_ok("mgr_socket = \"/tmp/x/m.sock\"; unix_prefix = \"b-\";")),
+              "/tmp/x/b-m.sock");
     EXPECT_TRUE(fails_with(parse("unix_prefix = \"../x\";"),
                            "lstack.conf:1: unix_prefix: \"../x\" may contain only letters, digits, '.', '_' and '-'"));
     EXPECT_TRUE(fails_with(parse("mgr_socket = \"run/mgr.sock\";"),
                            "lstack.conf:1: mgr_socket: \"run/mgr.sock\" is not an absolute path"));
     EXPECT_TRUE(fails_with(parse("mgr_socket = \"/run/\";"),
                            "lstack.conf:1: mgr_socket: \"/run/\" names a directory, not a socket"));
-    EXPECT_TRUE(fails_mentioning(parse("mgr_socket = \"/run/gazelle/mgr.sock\";\nunix_prefix = \"" +
-                                       std::string(100, 'p') + "\";"),
-                                 {"lstack.conf:2: unix_prefix: the socket path", "longer than a unix socket address "
-                                                                                 "allows (107 bytes)"}));
+    EXPECT_TRUE(fails_mentioning(
+        parse("mgr_socket = \"/run/gazelle/mgr.sock\";\nunix_prefix = \"" + std::string(100, 'p') + "\";"),
+        {"lstack.conf:2: unix_prefix: the socket path", "longer than a unix socket address "
+                                                        "allows (107 bytes)"}));
 }
 
 // --- every key of the table ----------------------------------------------------------------
 
 // The complete list of Gazelle's lstack.conf keys (its parse table, lstack_cfg.c).
-const std::vector<std::string> k_gazelle_keys = {
-    "use_ltran",        "tcp_conn_count", "mbuf_count_per_conn", "nic_rxqueue_size",   "nic_txqueue_size",
-    "mem_cache_num",    "app_bind_numa",  "stack_num",           "num_cpus",           "dpdk_args",
-    "xdp_eth_name",     "host_addr",      "host_addr6",          "mask_addr",          "gateway_addr",
-    "devices",          "low_power_mode", "kni_switch",          "listen_shadow",      "app_exclude_cpus",
-    "main_thread_affinity", "unix_prefix", "rpc_number",         "nic_read_number",    "num_process",
-    "process_numa",     "process_idx",    "tuple_filter",        "bond_mode",          "bond_miimon",
-    "bond_slave_mac",   "use_sockmap",    "udp_enable",          "stack_thread_mode",  "mem_async_mode",
-    "nic_vlan_mode",    "send_cache_mode", "flow_bifurcation",   "stack_interrupt"};
+const std::vector<std::string> k_gazelle_keys = {"use_ltran",         "tcp_conn_count",   "mbuf_count_per_conn",
+                                                 "nic_rxqueue_size",  "nic_txqueue_size", "mem_cache_num",
+                                                 "app_bind_numa",     "stack_num",        "num_cpus",
+                                                 "dpdk_args",         "xdp_eth_name",     "host_addr",
+                                                 "host_addr6",        "mask_addr",        "gateway_addr",
+                                                 "devices",           "low_power_mode",   "kni_switch",
+                                                 "listen_shadow",     "app_exclude_cpus", "main_thread_affinity",
+                                                 "unix_prefix",       "rpc_number",       "nic_read_number",
+                                                 "num_process",       "process_numa",     "process_idx",
+                                                 "tuple_filter",      "bond_mode",        "bond_miimon",
+                                                 "bond_slave_mac",    "use_sockmap",      "udp_enable",
+                                                 "stack_thread_mode", "mem_async_mode",   "nic_vlan_mode",
+                                                 "send_cache_mode",   "flow_bifurcation", "stack_interrupt"};
 
 TEST(LstackKeys, EveryGazelleKeyHasADispositionAndNothingElseClaimsToBeGazelles) {
     ASSERT_EQ(k_gazelle_keys.size(), 39u);
@@ -391,7 +404,7 @@ TEST(LstackDpdkArgs, HarmlessArgumentsArePassedThrough) {
         parse_ok("dpdk_args = [\"--log-level=lib.eal:debug\", \"--log-level\", \"8\", \"-v\", \"--no-telemetry\", "
                  "\"--trace=eal\"];");
     EXPECT_EQ(c.dpdk_args, (std::vector<std::string>{"--log-level=lib.eal:debug", "--log-level", "8", "-v",
-                                                      "--no-telemetry", "--trace=eal"}));
+                                                     "--no-telemetry", "--trace=eal"}));
     EXPECT_TRUE(c.warnings.empty());
 }
 
@@ -409,12 +422,14 @@ TEST(LstackDpdkArgs, ArgumentsTheManagerAssignsAreErrorsNamingTheArgument) {
     EXPECT_THAT(lines[4], HasSubstr("'--huge-dir /mnt': gazelle-mgr assigns it (dpdk.huge_dir"));
     EXPECT_THAT(lines[5], HasSubstr("'-a 0000:03:00.0': ports belong to gazelle-mgr"));
     EXPECT_THAT(lines[6], HasSubstr("'--vdev=net_tap0': ports belong to gazelle-mgr"));
-    EXPECT_THAT(lines[7], HasSubstr("'--no-huge': a secondary can only attach to gazelle-mgr's shared hugepage memory"));
+    EXPECT_THAT(lines[7],
+                HasSubstr("'--no-huge': a secondary can only attach to gazelle-mgr's shared hugepage memory"));
     EXPECT_THAT(lines[8], HasSubstr("'-l2': gazelle-mgr assigns lcore ids"));
 }
 
 TEST(LstackDpdkArgs, MemoryArgumentsHaveNoEffect) {
-    const LstackConfig c = parse_ok("dpdk_args = [\"--socket-mem\", \"1024,0\", \"-m\", \"512\", \"--legacy-mem\", \"-v\"];");
+    const LstackConfig c =
+        parse_ok("dpdk_args = [\"--socket-mem\", \"1024,0\", \"-m\", \"512\", \"--legacy-mem\", \"-v\"];");
     EXPECT_THAT(warning_lines(c),
                 ElementsAre("lstack.conf:1: dpdk_args: '--socket-mem 1024,0' has no effect: memory belongs to "
                             "gazelle-mgr, the DPDK primary (dpdk in gazelle-mgr.conf)",
@@ -434,7 +449,8 @@ TEST(LstackDpdkArgs, MalformedEntriesAreExplained) {
     EXPECT_TRUE(fails_mentioning(parse("dpdk_args = [\"--log-level 8\"];"),
                                  {"'--log-level 8' contains a space: give an option and its value as two entries"}));
     EXPECT_TRUE(fails_mentioning(parse("dpdk_args = [\"primary\"];"), {"'primary' is not an EAL option"}));
-    EXPECT_TRUE(fails_with(parse("dpdk_args = [\"--log-level\"];"), "lstack.conf:1: dpdk_args: '--log-level' needs a value"));
+    EXPECT_TRUE(
+        fails_with(parse("dpdk_args = [\"--log-level\"];"), "lstack.conf:1: dpdk_args: '--log-level' needs a value"));
 }
 
 // --- properties ----------------------------------------------------------------------------

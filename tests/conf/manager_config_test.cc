@@ -22,7 +22,9 @@ using test::fails_with;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-Result<ManagerConfig> parse(const std::string& text) { return parse_manager_config(text, "mgr.conf"); }
+Result<ManagerConfig> parse(const std::string& text) {
+    return parse_manager_config(text, "mgr.conf");
+}
 
 ManagerConfig parse_ok(const std::string& text) {
     auto c = parse(text);
@@ -31,7 +33,9 @@ ManagerConfig parse_ok(const std::string& text) {
 }
 
 // One valid port of each type; tests break one thing at a time.
-std::string port(const std::string& body) { return "{ " + body + " }"; }
+std::string port(const std::string& body) {
+    return "{ " + body + " }";
+}
 const std::string k_veth = "name = \"v0\"; type = \"user-veth\"; mac = \"02:00:00:00:00:10\"; ipv4 = \"10.0.0.1\"; "
                            "netmask = \"255.255.255.0\";";
 const std::string k_tap = "name = \"t0\"; type = \"tap\"; iface = \"gztap0\"; mac = \"02:00:00:00:00:20\"; "
@@ -148,11 +152,14 @@ TEST(ManagerConfig, UnknownKeysGetSuggestionsPerSection) {
 }
 
 TEST(ManagerConfig, SectionsAndListsMustHaveTheirShape) {
-    EXPECT_TRUE(fails_with(parse("dpdk = 5;"), "mgr.conf:1: dpdk: wrong type: expected a group { ... }, got an integer"));
-    EXPECT_TRUE(fails_with(parse("ports = { name = \"x\"; };"),
-                           "mgr.conf:1: ports: wrong type: expected a list of groups ( { ... }, { ... } ), got a group"));
-    EXPECT_TRUE(fails_with(parse("ports = ( 1 );"), "mgr.conf:1: ports[0]: wrong type: expected a group { ... }, got an "
-                                                    "integer"));
+    EXPECT_TRUE(
+        fails_with(parse("dpdk = 5;"), "mgr.conf:1: dpdk: wrong type: expected a group { ... }, got an integer"));
+    EXPECT_TRUE(
+        fails_with(parse("ports = { name = \"x\"; };"),
+                   "mgr.conf:1: ports: wrong type: expected a list of groups ( { ... }, { ... } ), got a group"));
+    EXPECT_TRUE(fails_with(parse("ports = ( 1 );"),
+                           "mgr.conf:1: ports[0]: wrong type: expected a group { ... }, got an "
+                           "integer"));
     EXPECT_TRUE(fails_with(parse("ports = ();"), "mgr.conf:1: ports: at least one port is required"));
 }
 
@@ -165,9 +172,10 @@ TEST(ManagerConfig, MissingRequiredKeysAreNamedAtTheirGroup) {
                                             "mgr.conf:3: ports[1].mac: missing required key (only pci ports may "
                                             "leave it out)",
                                             "mgr.conf:3: ports[1].iface: missing required key for a tap port"));
-    EXPECT_TRUE(fails_with(parse("ports = (\n{ name = \"n\"; type = \"pci\"; ipv4 = \"1.2.3.4\"; netmask = \"255.0.0.0\"; "
-                                 "});"),
-                           "mgr.conf:2: ports[0].pci: missing required key for a pci port"));
+    EXPECT_TRUE(
+        fails_with(parse("ports = (\n{ name = \"n\"; type = \"pci\"; ipv4 = \"1.2.3.4\"; netmask = \"255.0.0.0\"; "
+                         "});"),
+                   "mgr.conf:2: ports[0].pci: missing required key for a pci port"));
     EXPECT_TRUE(fails_with(parse("bridges = (\n{ });"), "mgr.conf:2: bridges[0].name: missing required key"));
 }
 
@@ -187,10 +195,12 @@ TEST(ManagerConfig, OutOfRangeStatesTheRange) {
     EXPECT_TRUE(fails_with(parse("dpdk: { app_cpus = \"\"; };"), "mgr.conf:1: dpdk.app_cpus: must not be empty"));
     EXPECT_TRUE(fails_with(parse(ports({k_veth + " queues = 65;"})),
                            "mgr.conf:2: ports[0].queues: out of range: 65 is not in 1..64"));
-    EXPECT_TRUE(fails_with(parse(ports({k_veth + " mtu = 67;"})), "mgr.conf:2: ports[0].mtu: out of range: 67 is not in "
-                                                                  "68..9000"));
-    EXPECT_TRUE(fails_with(parse("manager: { heartbeat_timeout_ms = 99999999999; };"),
-                           "mgr.conf:1: manager.heartbeat_timeout_ms: out of range: 99999999999 is not in 100..600000"));
+    EXPECT_TRUE(fails_with(parse(ports({k_veth + " mtu = 67;"})),
+                           "mgr.conf:2: ports[0].mtu: out of range: 67 is not in "
+                           "68..9000"));
+    EXPECT_TRUE(
+        fails_with(parse("manager: { heartbeat_timeout_ms = 99999999999; };"),
+                   "mgr.conf:1: manager.heartbeat_timeout_ms: out of range: 99999999999 is not in 100..600000"));
 }
 
 TEST(ManagerConfig, TapPortsHaveAtMostFourQueues) {
@@ -201,14 +211,16 @@ TEST(ManagerConfig, TapPortsHaveAtMostFourQueues) {
 }
 
 TEST(ManagerConfig, QueuesMustFitTheFabricAndTheLcores) {
-    EXPECT_TRUE(fails_with(parse("fabric: {\n max_queues = 4;\n};\n" + ports({k_veth + " queues = 3;", k_pci + " queues = 2;"})),
-                           "mgr.conf:2: fabric.max_queues: the ports have 5 queues together, more than "
-                           "fabric.max_queues (4)"));
+    EXPECT_TRUE(fails_with(
+        parse("fabric: {\n max_queues = 4;\n};\n" + ports({k_veth + " queues = 3;", k_pci + " queues = 2;"})),
+        "mgr.conf:2: fabric.max_queues: the ports have 5 queues together, more than "
+        "fabric.max_queues (4)"));
     EXPECT_TRUE(fails_with(parse(ports({k_veth + " queues = 20;"})),
                            "mgr.conf:1: ports: the ports have 20 queues together, more than fabric.max_queues (16)"));
-    EXPECT_TRUE(fails_with(parse("dpdk: {\n app_lcores = \"1-3\";\n};"),
-                           "mgr.conf:2: dpdk.app_lcores: 3 lcore ids for 6 queues; every queue's stack thread needs its "
-                           "own lcore id"));
+    EXPECT_TRUE(
+        fails_with(parse("dpdk: {\n app_lcores = \"1-3\";\n};"),
+                   "mgr.conf:2: dpdk.app_lcores: 3 lcore ids for 6 queues; every queue's stack thread needs its "
+                   "own lcore id"));
     EXPECT_TRUE(fails_with(parse("dpdk: { main_lcore = 5; };"),
                            "mgr.conf:1: dpdk.main_lcore: 5 is also in dpdk.app_lcores; the manager's lcore must not be "
                            "handed to an application"));
@@ -286,10 +298,11 @@ TEST(ManagerConfig, BridgesAreReferencedByName) {
     EXPECT_TRUE(fails_with(parse(ports({k_veth + " bridge = \"br9\";"}) + "bridges = ( { name = \"br0\"; } );"),
                            "mgr.conf:2: ports[0].bridge: unknown bridge 'br9' (not in bridges)"));
     const ManagerConfig c = parse_ok(ports({k_veth}) + "bridges = (\n { name = \"lonely\"; }\n);");
-    EXPECT_EQ(c.warnings, (std::vector<Diagnostic>{
-                              {"mgr.conf", 5, "bridges[0].name", "no port is plugged into bridge 'lonely'"}}));
-    EXPECT_TRUE(fails_with(parse(ports({k_veth + " bridge = \"a\";"}) + "bridges = (\n{ name = \"a\"; },\n{ name = \"a\"; });"),
-                           "mgr.conf:6: bridges[1].name: name 'a' is already used by bridges[0]"));
+    EXPECT_EQ(c.warnings,
+              (std::vector<Diagnostic>{{"mgr.conf", 5, "bridges[0].name", "no port is plugged into bridge 'lonely'"}}));
+    EXPECT_TRUE(
+        fails_with(parse(ports({k_veth + " bridge = \"a\";"}) + "bridges = (\n{ name = \"a\"; },\n{ name = \"a\"; });"),
+                   "mgr.conf:6: bridges[1].name: name 'a' is already used by bridges[0]"));
     // A bridges list without ports replaces the default bridge the default ports use.
     EXPECT_THAT(error_lines(parse("\nbridges = ( { name = \"br1\"; } );")),
                 ElementsAre("mgr.conf:2: bridges: the default port 'veth0' is plugged into bridge 'br0', which this "
@@ -308,9 +321,10 @@ TEST(ManagerConfig, MbufSizesMustAgreeWithPortsAndPools) {
                 ElementsAre("mgr.conf:2: fabric.mbuf_data_room: 1024 is too small: port 'veth0' with mtu 1500 needs "
                             "mbufs with 1646 bytes of data room (mtu + 18 + 128 of headroom)",
                             HasSubstr("port 'veth1'")));
-    EXPECT_TRUE(fails_with(parse("fabric: { mbuf_cache_size = 512; mbufs_per_queue = 700; };"),
-                           "mgr.conf:1: fabric.mbuf_cache_size: 512 is too large for fabric.mbufs_per_queue = 700 (DPDK "
-                           "needs 1.5 x the cache size to fit in the pool)"));
+    EXPECT_TRUE(
+        fails_with(parse("fabric: { mbuf_cache_size = 512; mbufs_per_queue = 700; };"),
+                   "mgr.conf:1: fabric.mbuf_cache_size: 512 is too large for fabric.mbufs_per_queue = 700 (DPDK "
+                   "needs 1.5 x the cache size to fit in the pool)"));
     EXPECT_TRUE(parse("fabric: { mbuf_cache_size = 512; mbufs_per_queue = 768; l2_pool_mbufs = 768; };").ok());
 }
 
@@ -328,8 +342,9 @@ TEST(ManagerConfig, EalArgumentsTheManagerDerivesAreRejected) {
                                       "primary without hugepages"),
                             HasSubstr("'--vdev=net_tap0' is set by gazelle-mgr itself: define the port in ports"),
                             HasSubstr("'--log-level 8' contains a space")));
-    EXPECT_EQ(parse_ok("dpdk: { extra_args = [\"--log-level\", \"lib.eal:debug\", \"--iova-mode=va\"]; };").dpdk.extra_args,
-              (std::vector<std::string>{"--log-level", "lib.eal:debug", "--iova-mode=va"}));
+    EXPECT_EQ(
+        parse_ok("dpdk: { extra_args = [\"--log-level\", \"lib.eal:debug\", \"--iova-mode=va\"]; };").dpdk.extra_args,
+        (std::vector<std::string>{"--log-level", "lib.eal:debug", "--iova-mode=va"}));
 }
 
 TEST(ManagerConfig, DaemonSettingsAreValidated) {
@@ -340,7 +355,8 @@ TEST(ManagerConfig, DaemonSettingsAreValidated) {
     EXPECT_TRUE(fails_mentioning(parse("manager: { bus = \"user\"; };"), {"manager.bus: invalid value \"user\""}));
     EXPECT_EQ(parse_ok("manager: { bus = \"session\"; };").manager.bus, "session");
     EXPECT_EQ(parse_ok("manager: { bus = \"unix:abstract=gz\"; };").manager.bus, "unix:abstract=gz");
-    EXPECT_TRUE(fails_mentioning(parse("dpdk: { file_prefix = \"a/b\"; };"), {"dpdk.file_prefix: \"a/b\" is not a valid prefix"}));
+    EXPECT_TRUE(fails_mentioning(parse("dpdk: { file_prefix = \"a/b\"; };"),
+                                 {"dpdk.file_prefix: \"a/b\" is not a valid prefix"}));
     EXPECT_TRUE(fails_with(parse("dpdk: { huge_dir = \"huge\"; };"),
                            "mgr.conf:1: dpdk.huge_dir: \"huge\" is not an absolute path"));
 }
@@ -349,8 +365,8 @@ TEST(ManagerConfig, AtMostEightPorts) {
     std::vector<std::string> bodies;
     for (int i = 0; i < 9; ++i) {
         const std::string n = std::to_string(i);
-        bodies.push_back("name = \"p" + n + "\"; type = \"user-veth\"; mac = \"02:00:00:00:01:0" + n + "\"; ipv4 = \"10.0.0." +
-                         std::to_string(i + 1) + "\"; netmask = \"255.255.255.0\";");
+        bodies.push_back("name = \"p" + n + "\"; type = \"user-veth\"; mac = \"02:00:00:00:01:0" + n +
+                         "\"; ipv4 = \"10.0.0." + std::to_string(i + 1) + "\"; netmask = \"255.255.255.0\";");
     }
     EXPECT_TRUE(fails_with(parse(ports(bodies)), "mgr.conf:1: ports: 9 ports, at most 8"));
     bodies.pop_back();

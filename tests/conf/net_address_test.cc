@@ -68,7 +68,8 @@ TEST(ParseMac, RejectsOtherShapes) {
         auto mac = parse_mac(bad);
         ASSERT_FALSE(mac.ok()) << bad;
         EXPECT_EQ(mac.error().message,
-                  "'" + std::string(bad) + "' is not a valid MAC address (expected six hex pairs like 02:00:00:00:00:01)");
+                  "'" + std::string(bad) +
+                      "' is not a valid MAC address (expected six hex pairs like 02:00:00:00:00:01)");
     }
 }
 

@@ -15,7 +15,9 @@ namespace {
 using test::error_lines;
 using test::fails_with;
 
-Result<LstackConfig> parse(const std::string& text) { return parse_lstack_config(text, "lstack.conf"); }
+Result<LstackConfig> parse(const std::string& text) {
+    return parse_lstack_config(text, "lstack.conf");
+}
 
 TEST(EditDistance, CountsInsertionsDeletionsAndSubstitutions) {
     EXPECT_EQ(internal::edit_distance("", ""), 0u);
