@@ -272,7 +272,11 @@ LoadResult run_load(gs::Runtime& rt, gs::Ipv4Endpoint to, unsigned total, unsign
         std::uint32_t sent = 0;
         std::uint32_t received = 0;
         bool established = false;
+        Clock::time_point progress{};
     };
+    // A connection that makes no progress this long has lost its peer (a peer that died silently
+    // while we wait for its data sends nothing that could reset us).
+    constexpr auto stall_limit = std::chrono::seconds(3);
     LoadResult r;
     gs::Poller poller;
     std::unordered_map<gs::Socket*, Conn> conns;
@@ -298,6 +302,7 @@ LoadResult run_load(gs::Runtime& rt, gs::Ipv4Endpoint to, unsigned total, unsign
             return;
         }
         Conn& c = it->second;
+        c.progress = Clock::now();
         const std::uint32_t ev = gs::events(s);
         if ((ev & gs::k_error) != 0) {
             fail(s, gs::socket_error(s));
@@ -372,13 +377,23 @@ LoadResult run_load(gs::Runtime& rt, gs::Ipv4Endpoint to, unsigned total, unsign
                 ++started;
                 continue;
             }
-            conns.emplace(s, Conn{started, 0, 0, false});
+            conns.emplace(s, Conn{started, 0, 0, false, Clock::now()});
             ++started;
             (void)poller.add(s);
         }
         const unsigned n = poller.wait(ready, 100);
         for (unsigned i = 0; i < n; ++i) {
             drive(ready[i]);
+        }
+        const auto now = Clock::now();
+        std::vector<gs::Socket*> stalled;
+        for (auto& [s, c] : conns) {
+            if (now - c.progress > stall_limit) {
+                stalled.push_back(s);
+            }
+        }
+        for (gs::Socket* s : stalled) {
+            fail(s, -ETIMEDOUT);
         }
     }
     for (auto& [s, c] : conns) { // timed out

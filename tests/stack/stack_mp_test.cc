@@ -3,8 +3,11 @@
 // user-veth ports on one bridge, app processes (stack_app_actor) run stacks on claimed queues.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -15,6 +18,26 @@ namespace gazelle::test {
 namespace {
 
 class StackMpTest : public StackFabricTest {};
+
+// utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15).
+long long cpu_ticks(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    std::getline(in, text);
+    const auto paren = text.rfind(')');
+    if (paren == std::string::npos) {
+        return -1;
+    }
+    std::istringstream fields(text.substr(paren + 2));
+    std::string skip;
+    for (int i = 3; i < 14; ++i) {
+        fields >> skip;
+    }
+    long long utime = 0;
+    long long stime = 0;
+    fields >> utime >> stime;
+    return utime + stime;
+}
 
 // Port A = veth_a 198.18.0.1 (slots 0, 1), port B = veth_b 198.18.1.2 (slot 2).
 TEST_F(StackMpTest, TwoStacksInOneProcessTalkThroughTheFabric) {
@@ -49,6 +72,54 @@ TEST_F(StackMpTest, EchoAcrossProcesses) {
     EXPECT_EQ(field(load, "mismatches"), 0) << load;
     const auto s1 = ask_primary("stats 1", "STATS");
     EXPECT_GT(field(s1, "forwarded_out"), 0) << s1;
+    stop_app(*client);
+    stop_app(*server);
+}
+
+TEST_F(StackMpTest, IdleStacksUseAlmostNoCpu) {
+    start_primary({"veth", "2", "1"});
+    auto server = start_app({{0, 10}, {1, 11}});
+    auto client = start_app({{2, 20}});
+    ASSERT_TRUE(server && client);
+    ask(*server, "echo 7000", "SERVING");
+    const auto load = ask(*client, "load 198.18.0.1 7000 50 8 10000", "LOAD", 30s);
+    EXPECT_EQ(field(load, "done"), 50) << load;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500)); // past the idle spin and TIME_WAIT timers' start
+    const long hz = sysconf(_SC_CLK_TCK);
+    const long long s0 = cpu_ticks(server->pid());
+    const long long c0 = cpu_ticks(client->pid());
+    constexpr int seconds = 3;
+    std::this_thread::sleep_for(std::chrono::seconds(seconds));
+    const double server_pct = 100.0 * static_cast<double>(cpu_ticks(server->pid()) - s0) / static_cast<double>(hz * seconds);
+    const double client_pct = 100.0 * static_cast<double>(cpu_ticks(client->pid()) - c0) / static_cast<double>(hz * seconds);
+    std::printf("idle CPU over %d s: server (2 stacks) %.2f%%, client (1 stack) %.2f%%\n", seconds, server_pct, client_pct);
+    EXPECT_LT(server_pct, 2.0);
+    EXPECT_LT(client_pct, 2.0);
+    // And they still answer at once after the idle period.
+    const auto rtt = ask(*client, "rtt 198.18.0.1 7000 200 64", "RTT", 30s);
+    EXPECT_EQ(field(rtt, "ok"), 1) << rtt;
+    std::printf("%s\n", rtt.c_str());
+    stop_app(*client);
+    stop_app(*server);
+}
+
+TEST_F(StackMpTest, RequestResponseLatencyAndUdp) {
+    start_primary({"veth", "2", "1"});
+    auto server = start_app({{0, 10}, {1, 11}});
+    auto client = start_app({{2, 20}});
+    ASSERT_TRUE(server && client);
+    ask(*server, "echo 7000", "SERVING");
+    ask(*server, "udpecho 7100", "SERVING");
+    const auto rtt = ask(*client, "rtt 198.18.0.1 7000 2000 64", "RTT", 40s);
+    EXPECT_EQ(field(rtt, "ok"), 1) << rtt;
+    EXPECT_EQ(field(rtt, "rounds"), 2000) << rtt;
+    std::printf("TCP 64 B request/response: %s\n", rtt.c_str());
+    const auto big = ask(*client, "rtt 198.18.0.1 7000 200 60000", "RTT", 40s);
+    EXPECT_EQ(field(big, "ok"), 1) << big;
+    std::printf("TCP 60 kB request/response: %s\n", big.c_str());
+    const auto udp = ask(*client, "udprtt 198.18.0.1 7100 500", "UDPRTT", 40s);
+    EXPECT_EQ(field(udp, "ok"), 500) << udp;
+    std::printf("UDP request/response: %s\n", udp.c_str());
     stop_app(*client);
     stop_app(*server);
 }
