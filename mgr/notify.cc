@@ -35,7 +35,11 @@ void Notifier::status(const std::string& status) { send("STATUS=" + status); }
 
 void Notifier::stopping(const std::string& status) { send("STOPPING=1\nSTATUS=" + status); }
 
-void Notifier::watchdog_ping() { send("WATCHDOG=1"); }
+void Notifier::watchdog_ping() {
+    if (watchdog_.count() != 0) {
+        send("WATCHDOG=1");
+    }
+}
 
 Result<void> Notifier::start_watchdog(sd_event* event) {
     if (watchdog_.count() == 0 || !enabled_) {

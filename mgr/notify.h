@@ -33,6 +33,7 @@ public:
     void ready(const std::string& status);
     void status(const std::string& status);
     void stopping(const std::string& status);
+    // WATCHDOG=1, when the watchdog applies to this process (else nothing).
     void watchdog_ping();
 
     // Pings every watchdog_timeout() / 2 on `event` until destruction; nothing to do (and no

@@ -467,6 +467,37 @@ TEST_F(Registration, SigtermExitsCleanlyAndRemovesTheSocket) {
     EXPECT_TRUE(a.wait_success());
 }
 
+TEST_F(Registration, TapPortIsUpBeforeReadyAndGoneAfterStop) {
+    const std::string iface = "gzm" + std::to_string(getpid() % 100000);
+    config_.ports = R"(ports = (
+    { name = "tap0"; type = "tap"; iface = ")" + iface + R"("; mac = "02:00:00:00:07:01"; ipv4 = "198.18.7.1";
+      netmask = "255.255.255.0"; queues = 2; rx_ring_size = 256; tx_ring_size = 256; }
+);
+)";
+    ASSERT_TRUE(start_manager());
+    EXPECT_TRUE(mgr_->transcript().find("--vdev=net_tap0,iface=" + iface + ",mac=02:00:00:00:07:01") !=
+                std::string::npos)
+        << mgr_->transcript();
+    EXPECT_NE(mgr_->transcript().find("Started port 'tap0' (tap, DPDK port 0, driver net_tap, 2 queues)"),
+              std::string::npos)
+        << mgr_->transcript();
+    EXPECT_TRUE(std::filesystem::exists("/sys/class/net/" + iface)) << "the tap interface is not there at READY";
+    Child a = app({"--port", "tap0", "--queues", "2"});
+    auto line = a.expect("ATTACHED");
+    ASSERT_TRUE(line) << a.transcript();
+    EXPECT_EQ(word(*line, "slots"), "0,1");
+    auto ready = a.expect("READY", 30s);
+    ASSERT_TRUE(ready) << a.transcript();
+    EXPECT_EQ(field(*ready, "owner_ok"), 1);
+    a.send("quit");
+    EXPECT_TRUE(a.wait_success());
+    EXPECT_TRUE(mgr_line("Reclaimed app", "queue 1:"));
+    ASSERT_TRUE(mgr_->kill(SIGTERM));
+    EXPECT_TRUE(mgr_->expect("gazelle-mgr stopped", 20s)) << mgr_->transcript();
+    EXPECT_TRUE(mgr_->wait_success());
+    EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + iface)) << "the tap interface outlived the manager";
+}
+
 TEST_F(Registration, SecondManagerIsRefusedAndSurvivorsOfADeadOneBlockARestart) {
     ASSERT_TRUE(start_manager());
     // Same socket.
