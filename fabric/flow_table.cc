@@ -582,7 +582,8 @@ QueueSlot FlowTable::pick_listener(std::uint64_t mask, QueueSlot local, std::uin
 // Membership is the mask alone (bit q set = slot q is a member; only q's thread, or the manager
 // after q died, changes bit q). The control word says whether the entry is live or closing.
 //  - join:  mask.fetch_or(bit), then re-check the control word;
-//  - leave: mask.fetch_and(~bit); whoever takes the mask to 0 tries to close: under the stripe lock
+//  - leave: mask.fetch_and(~bit) (also on a closing entry of our generation: its closer may be
+//           about to reopen it because of our bit); whoever takes the mask to 0 tries to close: under the stripe lock
 //           it moves live -> closing, then re-reads the mask; a joiner's bit there means reopen
 //           (closing -> live), else it deletes the key.
 // Both re-checks are seq_cst, so at least one side sees the other: a joiner that finds "closing"

@@ -32,7 +32,6 @@
 //    full deferred list makes deletes return -EAGAIN.
 //  - Crash reclaim (manager): take_reader_offline(dead), remove_owned_by(dead, epoch), then
 //    reclaim_deferred(dead) until deferred_pending(dead) == 0.
-//
 //  - `hash` arguments must be flow_hash(key): reclaim recomputes it for keys found by iteration.
 //
 // Packet-path calls are noexcept and return counts or negative errno; control-path calls return
