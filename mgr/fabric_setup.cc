@@ -314,7 +314,9 @@ void remove_fabric_files(const std::string& file_prefix, const std::string& huge
         }
     }
     fs::remove_all(dpdk_runtime_dir(file_prefix), ec);
-    log_debug("Removed %u hugepage files of prefix '%s' and its runtime directory", removed, file_prefix.c_str());
+    if (removed != 0) {
+        log_debug("Removed %u hugepage files of file prefix '%s'", removed, file_prefix.c_str());
+    }
 }
 
 } // namespace gazelle::mgr

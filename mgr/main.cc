@@ -156,8 +156,7 @@ int main(int argc, char** argv) {
     options.use_bus = !args.no_bus;
     auto manager = mgr::Manager::create(config, options);
     if (!manager) {
-        mgr::log_error("%s", manager.error().message.c_str());
-        return EXIT_FAILURE;
+        return EXIT_FAILURE; // create() logged why
     }
     const int code = (*manager)->run();
     manager->reset();

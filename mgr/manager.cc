@@ -766,7 +766,8 @@ Manager::~Manager() = default;
 Result<std::unique_ptr<Manager>> Manager::create(const conf::ManagerConfig& config, const ManagerOptions& options) {
     std::unique_ptr<Manager> manager(new Manager(std::make_unique<Impl>(config, options)));
     if (auto ok = manager->impl_->start(*manager); !ok) {
-        return ok.error();
+        // Logged before the half-built manager is torn down, so that the cause comes first.
+        return log_failure(ok.error());
     }
     return manager;
 }

@@ -73,7 +73,10 @@ struct ManagerOptions {
 
 class Manager {
 public:
-    // EAL must not be initialised yet: create() does it as primary from config.dpdk.
+    // EAL must not be initialised yet: create() does it as primary from config.dpdk, creates the
+    // fabric, starts the ports, listens on config.manager.socket and connects to the bus. Refuses
+    // (EBUSY, EADDRINUSE) when another manager or the survivors of a dead one use the socket or the
+    // file prefix. Failures are logged (then undone) before they are returned.
     static Result<std::unique_ptr<Manager>> create(const conf::ManagerConfig& config, const ManagerOptions& options);
     ~Manager();
     Manager(const Manager&) = delete;
