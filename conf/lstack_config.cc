@@ -311,10 +311,11 @@ constexpr KeySpec<LstackConfig> k_keys[] = {
     // Threads.
     {.name = "stack_num",
      .kind = Kind::integer,
-     .min = 1,
+     .min = 0,
      .max = k_max_stacks,
-     .doc = "Number of stack threads, i.e. fabric queues this process asks for. When absent and num_cpus is set, "
-            "the number of CPUs in num_cpus. (Gazelle accepted only 0 or 1 here.)",
+     .doc = "Number of stack threads, i.e. fabric queues this process asks for. 0 or absent: the number of CPUs in "
+            "num_cpus, else 1. (In Gazelle only 0 and 1 were valid, 1 meaning one NUMA-bound stack; 0 was its "
+            "default and means the same here.)",
      .example = "2",
      .from_gazelle = true,
      .field = &LstackConfig::stack_num},
@@ -673,11 +674,12 @@ void cross_check(LstackConfig& config, const internal::Lines& lines, internal::F
     };
     const auto is_set = [&](std::string_view key) { return lines.contains(key); };
 
-    if (!config.num_cpus.empty()) {
-        const auto cpus = static_cast<unsigned>(config.num_cpus.size());
-        if (!is_set("stack_num")) {
-            config.stack_num = cpus;
-        } else if (config.stack_num != cpus) {
+    // stack_num 0 (Gazelle's default) and an absent stack_num both mean "as many as num_cpus lists".
+    const auto cpus = static_cast<unsigned>(config.num_cpus.size());
+    if (!is_set("stack_num") || config.stack_num == 0) {
+        config.stack_num = cpus == 0 ? 1u : cpus;
+    } else if (cpus != 0) {
+        if (config.stack_num != cpus) {
             findings.error(line("stack_num"), "stack_num",
                            std::to_string(config.stack_num) + " stack threads, but num_cpus lists " +
                                std::to_string(cpus) + " CPUs (one per stack thread); make them agree or drop one");

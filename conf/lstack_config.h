@@ -43,7 +43,7 @@ struct LstackConfig {
     std::optional<Ipv4> gateway_addr;
     std::optional<MacAddr> devices;
 
-    unsigned stack_num = 1;             // stack threads (= fabric queues) to request; from num_cpus when only it is set
+    unsigned stack_num = 1; // stack threads (= fabric queues) to request, 1..64; from num_cpus unless given
     std::vector<unsigned> num_cpus;     // CPU for stack thread i (empty: the manager's dpdk.app_cpus)
     std::vector<std::string> dpdk_args; // the EAL arguments passed through (--log-level, --syslog, ...)
 

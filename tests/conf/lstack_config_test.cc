@@ -135,7 +135,7 @@ TEST(LstackConfig, EmptyAddressMeansUnset) {
 TEST(LstackConfig, OutOfRangeStatesTheRange) {
     EXPECT_TRUE(fails_with(parse("nic_read_number = 128;"),
                            "lstack.conf:1: nic_read_number: out of range: 128 is not in 1..64"));
-    EXPECT_TRUE(fails_with(parse("stack_num = 0;"), "lstack.conf:1: stack_num: out of range: 0 is not in 1..64"));
+    EXPECT_TRUE(fails_with(parse("stack_num = 65;"), "lstack.conf:1: stack_num: out of range: 65 is not in 0..64"));
     EXPECT_TRUE(fails_with(parse("tcp_conn_count = -5;"),
                            "lstack.conf:1: tcp_conn_count: out of range: -5 is not in 1..20000"));
     EXPECT_TRUE(fails_with(parse("udp_enable = 2;"), "lstack.conf:1: udp_enable: out of range: 2 is not 0 or 1"));
@@ -196,6 +196,9 @@ TEST(LstackConfig, StackNumFollowsNumCpusOrMustAgreeWithIt) {
     EXPECT_EQ(parse_ok("num_cpus = \"2,22\";").stack_num, 2u);
     EXPECT_EQ(parse_ok("num_cpus = \"2,22\"; stack_num = 2;").stack_num, 2u);
     EXPECT_EQ(parse_ok("stack_num = 3;").stack_num, 3u);
+    // 0 was Gazelle's default ("not the single NUMA-bound stack"): here it means "as num_cpus says".
+    EXPECT_EQ(parse_ok("stack_num = 0;").stack_num, 1u);
+    EXPECT_EQ(parse_ok("stack_num = 0; num_cpus = \"2,22\";").stack_num, 2u);
     EXPECT_TRUE(fails_with(parse("stack_num = 3;\nnum_cpus = \"2,22\";"),
                            "lstack.conf:1: stack_num: 3 stack threads, but num_cpus lists 2 CPUs (one per stack "
                            "thread); make them agree or drop one"));

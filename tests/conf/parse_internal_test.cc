@@ -67,19 +67,19 @@ TEST(Reader, IntegerLiteralsLibconfigWouldWrapAreOutOfRange) {
     EXPECT_TRUE(fails_with(parse("tcp_conn_count = 4294967297;"),
                            "lstack.conf:1: tcp_conn_count: out of range: 4294967297 is not in 1..20000"));
     EXPECT_TRUE(fails_with(parse("stack_num = 0x100000001;"),
-                           "lstack.conf:1: stack_num: out of range: 0x100000001 is not in 1..64"));
+                           "lstack.conf:1: stack_num: out of range: 0x100000001 is not in 0..64"));
     EXPECT_TRUE(fails_with(parse("nic_vlan_mode = 0xffffffff;"),
                            "lstack.conf:1: nic_vlan_mode: out of range: 0xffffffff does not fit in 32 bits"));
     EXPECT_TRUE(fails_with(parse("stack_num = 2147483648;"),
-                           "lstack.conf:1: stack_num: out of range: 2147483648 is not in 1..64"));
+                           "lstack.conf:1: stack_num: out of range: 2147483648 is not in 0..64"));
     EXPECT_TRUE(fails_with(parse("stack_num = 99999999999999999999L;"),
-                           "lstack.conf:1: stack_num: out of range: 99999999999999999999L is not in 1..64"));
+                           "lstack.conf:1: stack_num: out of range: 99999999999999999999L is not in 0..64"));
 }
 
 TEST(Reader, LiteralsThatFitAreNotFlagged) {
     // 64-bit literals with L are stored faithfully; the range check then applies as usual.
     EXPECT_TRUE(fails_with(parse("stack_num = 4294967297L;"),
-                           "lstack.conf:1: stack_num: out of range: 4294967297 is not in 1..64"));
+                           "lstack.conf:1: stack_num: out of range: 4294967297 is not in 0..64"));
     EXPECT_TRUE(parse("stack_num = 2L;").ok());
     EXPECT_TRUE(parse("nic_vlan_mode = -1; num_process = 1;").ok());
     // Digits inside strings, names and comments are not integer literals.
