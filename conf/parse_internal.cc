@@ -41,7 +41,7 @@ bool literal_fits(std::string_view token) {
         digits.remove_suffix(1);
     }
     const bool hex = digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
-    // Accumulate with saturation; anything above 2^63 is out of every range we care about.
+    // A literal that overflows 64 bits does not fit in anything libconfig stores.
     unsigned long long magnitude = 0;
     const unsigned base = hex ? 16u : 10u;
     for (char c : hex ? digits.substr(2) : digits) {
