@@ -13,7 +13,6 @@
 #include <sys/epoll.h>
 
 #include <rte_eal.h>
-#include <rte_lcore.h>
 
 #include "fabric/eal.h"
 #include "mgr/app_watch.h"
