@@ -72,6 +72,22 @@ pbuf* pbuf_of_mbuf(rte_mbuf* m) {
     return p;
 }
 
+// An IPv4 frame to our own address (lwIP resolves it to our own MAC through the static ARP
+// entry). Decided by address, not by MAC alone: a tap port shares its MAC with the kernel
+// interface on the other side (DPDK's tap PMD gives both the same address), so frames for the
+// kernel carry our MAC too.
+bool is_ipv4_to(const std::uint8_t* frame, std::size_t len, std::uint64_t mac, std::uint32_t ipv4) {
+    constexpr std::size_t dst_ip_at = 14 + 16;
+    if (len < dst_ip_at + 4 || frame[12] != 0x08 || frame[13] != 0x00) {
+        return false;
+    }
+    std::uint64_t dst_mac = 0;
+    std::memcpy(&dst_mac, frame, 6);
+    std::uint32_t dst_ip = 0;
+    std::memcpy(&dst_ip, frame + dst_ip_at, 4);
+    return dst_mac == mac && dst_ip == ipv4;
+}
+
 std::uint64_t mac_value(const std::uint8_t* mac) {
     std::uint64_t v = 0;
     std::memcpy(&v, mac, 6);
@@ -355,6 +371,10 @@ void StackEngine::sleep_until_work() {
 
 // --- transmit ----------------------------------------------------------------------------------------
 
+bool StackEngine::is_to_own_address(const void* frame, std::size_t len) const {
+    return is_ipv4_to(static_cast<const std::uint8_t*>(frame), len, mac_, port_.ipv4);
+}
+
 err_t StackEngine::transmit(pbuf* p) {
     if (p->tot_len > rte_pktmbuf_data_room_size(pool_) - RTE_PKTMBUF_HEADROOM) {
         stats_.drop_malformed += 1;
@@ -367,10 +387,8 @@ err_t StackEngine::transmit(pbuf* p) {
     }
     auto* data = rte_pktmbuf_append(m, p->tot_len);
     (void)pbuf_copy_partial(p, data, p->tot_len, 0);
-    std::uint64_t dst = 0;
-    std::memcpy(&dst, data, 6);
-    if (dst == mac_) {
-        // To our own port (another stack of it, or this one): never out of the NIC.
+    if (is_to_own_address(data, p->tot_len)) {
+        // To our own port's address (another stack of it, or this one): never out of the NIC.
         if (nb_loop_ == k_loop_capacity) {
             fabric::free_one(m);
             stats_.drop_tx_full += 1;

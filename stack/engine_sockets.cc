@@ -493,6 +493,11 @@ void StackEngine::update_window(Socket& s) {
         pbuf* p = s.rx_backlog_;
         s.rx_backlog_ = nullptr;
         deliver_rx(s, p);
+        if (s.rx_backlog_ == nullptr && s.fin_pending_) {
+            s.fin_pending_ = false;
+            s.state_.fetch_or(state::eof, std::memory_order_release);
+            s.notify();
+        }
     }
     std::uint32_t consumed = s.rx_.consumed_total() - s.recved_total_;
     s.recved_total_ += consumed;
@@ -571,6 +576,10 @@ void StackEngine::maybe_finish_close(Socket& s) {
         }
     }
     if ((flags & app_flag::closed) != 0 && !s.close_done_) {
+        // Everything the app consumed must be announced first: lwIP answers a close with unread
+        // data (rcv_wnd below the maximum) with a RST, which would also discard our unsent tail.
+        // (This runs from lwIP's sent callback too, ahead of the kick that reports the reads.)
+        update_window(s);
         // lwIP keeps the pcb through FIN_WAIT/TIME_WAIT on its own (its flow rule with it).
         tcp_arg(pcb, nullptr);
         tcp_recv(pcb, nullptr);
@@ -728,7 +737,11 @@ err_t TcpCallbacks::recv(void* arg, tcp_pcb* /*pcb*/, pbuf* p, err_t err) {
         }
         return ERR_OK;
     }
-    if (p == nullptr) { // FIN
+    if (p == nullptr) { // FIN: end of stream once the app has everything before it
+        if (s->rx_backlog_ != nullptr) {
+            s->fin_pending_ = true;
+            return ERR_OK;
+        }
         s->state_.fetch_or(state::eof, std::memory_order_release);
         s->notify();
         return ERR_OK;

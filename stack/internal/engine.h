@@ -58,6 +58,7 @@ public:
     // --- used by lwIP callbacks (stack/engine_tcp.cc) ------------------------------------------
     static StackEngine* current(); // the engine of the calling stack thread
     err_t transmit(pbuf* p);
+    bool is_to_own_address(const void* frame, std::size_t len) const;
 
 private:
     friend struct TcpCallbacks;

@@ -97,6 +97,7 @@ public:
     Socket* list_next_ = nullptr;
     std::uint32_t recved_total_ = 0; // rx bytes consumed by the app that lwIP was told about
     pbuf* rx_backlog_ = nullptr;     // received data that did not fit into rx_ (defensive)
+    bool fin_pending_ = false;       // FIN received while rx_backlog_ still held data
     bool listener_rule_ = false;     // a listener rule (flow table) for local_ is installed
     bool close_done_ = false;
     bool shutdown_done_ = false;
