@@ -40,6 +40,15 @@ std::vector<std::string> secondary_eal_args(const std::string& file_prefix, cons
     return args;
 }
 
+AttachPlan plan_from_manager(const fabric::Attachment& attachment) {
+    AttachPlan plan;
+    plan.eal_args = attachment.eal_args();
+    for (unsigned i = 0; i < attachment.nb_queues(); ++i) {
+        plan.stacks.push_back({attachment.slots()[i], attachment.lcores()[i], attachment.cpus()[i]});
+    }
+    return plan;
+}
+
 struct Runtime::Impl {
     AttachPlan plan;
     StackOptions options;
@@ -103,7 +112,7 @@ struct Runtime::Impl {
         return 0;
     }
 
-    // The runtime's own thread: EAL's main lcore, stack 0.
+    // The runtime's own thread: EAL's main lcore, and the stack assigned to it.
     void run_main() {
         auto done = [this] {
             std::lock_guard lock(mutex);
@@ -123,9 +132,15 @@ struct Runtime::Impl {
     }
 
     void prepare_and_run() {
-        if (rte_get_main_lcore() != plan.stacks.front().lcore) {
-            fail(make_error(EINVAL, "EAL's main lcore is " + std::to_string(rte_get_main_lcore()) + ", the plan's stack 0 runs on " +
-                                        std::to_string(plan.stacks.front().lcore) + " (pass --main-lcore)"));
+        std::size_t on_main = plan.stacks.size();
+        for (std::size_t i = 0; i < plan.stacks.size(); ++i) {
+            if (plan.stacks[i].lcore == rte_get_main_lcore()) {
+                on_main = i;
+            }
+        }
+        if (on_main == plan.stacks.size()) {
+            fail(make_error(EINVAL, "No stack of the plan runs on EAL's main lcore " +
+                                        std::to_string(rte_get_main_lcore()) + " (check --lcores / --main-lcore)"));
             return;
         }
         auto attached = fabric::Fabric::attach();
@@ -142,7 +157,7 @@ struct Runtime::Impl {
                 fail(make_error(EINVAL, "Queue slot " + std::to_string(a.slot) + " does not exist"));
                 return;
             }
-            if (i != 0 && (!rte_lcore_is_enabled(a.lcore) || a.lcore == rte_get_main_lcore())) {
+            if (i != on_main && (!rte_lcore_is_enabled(a.lcore) || a.lcore == rte_get_main_lcore())) {
                 fail(make_error(EINVAL, "lcore " + std::to_string(a.lcore) + " of stack " + std::to_string(i) +
                                             " is not an EAL worker lcore of this process (--lcores)"));
                 return;
@@ -158,7 +173,10 @@ struct Runtime::Impl {
             }
         }
         launches.resize(plan.stacks.size());
-        for (std::size_t i = 1; i < plan.stacks.size(); ++i) {
+        for (std::size_t i = 0; i < plan.stacks.size(); ++i) {
+            if (i == on_main) {
+                continue;
+            }
             launches[i] = Launch{this, i};
             if (const int rc = rte_eal_remote_launch(&Impl::worker_entry, &launches[i], plan.stacks[i].lcore); rc != 0) {
                 fail(make_error(-rc, "Failed to launch stack " + std::to_string(i) + " on lcore " +
@@ -168,7 +186,7 @@ struct Runtime::Impl {
                 return;
             }
         }
-        run_stack(0);
+        run_stack(on_main);
         rte_eal_mp_wait_lcore();
     }
 };

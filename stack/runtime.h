@@ -5,8 +5,9 @@
 //
 // Attach flow (doc/stack.md "Attaching"):
 //   (a) get an AttachPlan: which queue slots the process owns, the EAL lcore of each stack thread,
-//       and the EAL arguments (from gazelle-mgr, or in tests from a test primary that claimed the
-//       queues for this pid); the source is the caller's business, the Runtime only takes a plan;
+//       and the EAL arguments: from gazelle-mgr (fabric::attach_to_manager() + plan_from_manager()),
+//       or in tests from a test primary that claimed the queues for this pid (secondary_eal_args());
+//       the source is the caller's business, the Runtime only takes a plan;
 //   (b) Runtime::start() initialises EAL as a secondary with the plan's arguments, from a thread
 //       of its own that becomes EAL's main lcore and runs stack 0 (no app thread is pinned or made
 //       an EAL thread);
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "conf/result.h"
+#include "fabric/mgr_client.h"
 #include "fabric/types.h"
 #include "stack/api.h"
 
@@ -39,9 +41,14 @@ struct StackAssignment {
 struct AttachPlan {
     // Complete EAL arguments for a secondary (see secondary_eal_args()).
     std::vector<std::string> eal_args;
-    // Stack i runs on stacks[i].lcore; stacks[0].lcore is EAL's main lcore.
+    // Stack i runs on stacks[i].lcore. The one on EAL's main lcore runs on the runtime's own
+    // thread; every other lcore must be an EAL worker lcore of these arguments.
     std::vector<StackAssignment> stacks;
 };
+
+// The plan gazelle-mgr granted (fabric/mgr_client.h: attach_to_manager()). The caller keeps the
+// Attachment (its connection) open for as long as the stacks run, and detach()es after stop().
+AttachPlan plan_from_manager(const fabric::Attachment& attachment);
 
 // EAL arguments of a secondary owning `stacks`: --proc-type=secondary, --file-prefix, --huge-dir,
 // --no-pci, --lcores=<lcore>@<cpu>,..., --main-lcore=<stacks[0].lcore>, then `extra`.

@@ -3,8 +3,12 @@
 // --stack, driven from stdin. Servers and clients are app threads using stack/api.h only.
 //
 //   stack_app_actor --prefix P [--huge DIR] --stack SLOT:LCORE:CPU... [--spin US] [--eal ARG]...
-// Prints "HELLO pid=N" and waits for "start" (the test claims the slots for this pid first), then
-// "STARTED stacks=N". Commands (one reply line each, servers reply at once, clients when done):
+//       prints "HELLO pid=N" and waits for "start" (the test primary claims the slots for this pid
+//       first), then "STARTED stacks=N";
+//   stack_app_actor --mgr SOCKET [--queues N] [--port NAME]
+//       asks gazelle-mgr (fabric/mgr_client.h) for N queues, prints "ATTACHED slots=a,b" and
+//       starts at once ("STARTED stacks=N"); detaches from the manager on quit.
+// Commands (one reply line each, servers reply at once, clients when done):
 //   echo PORT [STACK]             TCP echo server on every stack (or stack index STACK) -> SERVING
 //   http PORT [STACK]             HTTP/1.0 server                      -> SERVING
 //   udpecho PORT [STACK]          UDP echo server                      -> SERVING
@@ -30,11 +34,13 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "fabric/mgr_client.h"
 #include "stack/api.h"
 #include "stack/runtime.h"
 
@@ -501,6 +507,9 @@ void run_udp_rtt(gs::Runtime& rt, gs::Ipv4Endpoint to, unsigned count) {
 }
 
 struct Options {
+    std::string mgr_socket;
+    unsigned queues = 1;
+    std::string port_name;
     std::string prefix;
     std::string huge;
     std::vector<gs::StackAssignment> stacks;
@@ -512,7 +521,13 @@ bool parse(int argc, char** argv, Options& o) {
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string key = argv[i];
         const std::string value = argv[i + 1];
-        if (key == "--prefix") {
+        if (key == "--mgr") {
+            o.mgr_socket = value;
+        } else if (key == "--queues") {
+            o.queues = static_cast<unsigned>(std::stoul(value));
+        } else if (key == "--port") {
+            o.port_name = value;
+        } else if (key == "--prefix") {
             o.prefix = value;
         } else if (key == "--huge") {
             o.huge = value;
@@ -531,7 +546,7 @@ bool parse(int argc, char** argv, Options& o) {
             return false;
         }
     }
-    return !o.prefix.empty() && !o.stacks.empty();
+    return !o.mgr_socket.empty() || (!o.prefix.empty() && !o.stacks.empty());
 }
 
 } // namespace
@@ -543,16 +558,42 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "stack_app_actor: bad arguments\n");
         return 2;
     }
-    say("HELLO pid=%d\n", static_cast<int>(getpid()));
-    std::string line;
-    if (!read_line(line) || line != "start") {
-        return 1;
-    }
     gs::AttachPlan plan;
-    plan.stacks = options.stacks;
-    std::vector<std::string> extra = {"--log-level=lib.eal:error"};
-    extra.insert(extra.end(), options.eal.begin(), options.eal.end());
-    plan.eal_args = gs::secondary_eal_args(options.prefix, options.huge, options.stacks, extra);
+    std::optional<gazelle::fabric::Attachment> attachment;
+    if (!options.mgr_socket.empty()) {
+        gazelle::fabric::AttachOptions request;
+        request.socket_path = options.mgr_socket;
+        request.queues = options.queues;
+        request.program = "stack_app_actor";
+        if (!options.port_name.empty()) {
+            request.selector = gazelle::fabric::mgr_protocol::PortSelector::by_name;
+            request.port_name = options.port_name;
+        }
+        request.extra_eal_args = {"--log-level=lib.eal:error"};
+        auto granted = gazelle::fabric::attach_to_manager(request);
+        if (!granted) {
+            say("REFUSED code=%d message=%s\n", granted.error().code, granted.error().message.c_str());
+            return 1;
+        }
+        attachment.emplace(std::move(*granted));
+        plan = gs::plan_from_manager(*attachment);
+        std::string slots;
+        for (auto slot : attachment->slots()) {
+            slots += (slots.empty() ? "" : ",") + std::to_string(slot);
+        }
+        say("ATTACHED pid=%d slots=%s\n", static_cast<int>(getpid()), slots.c_str());
+    } else {
+        say("HELLO pid=%d\n", static_cast<int>(getpid()));
+        std::string go;
+        if (!read_line(go) || go != "start") {
+            return 1;
+        }
+        plan.stacks = options.stacks;
+        std::vector<std::string> extra = {"--log-level=lib.eal:error"};
+        extra.insert(extra.end(), options.eal.begin(), options.eal.end());
+        plan.eal_args = gs::secondary_eal_args(options.prefix, options.huge, options.stacks, extra);
+    }
+    std::string line;
     auto runtime = gs::Runtime::start(plan, options.stack);
     if (!runtime) {
         say("ERROR code=%d %s\n", runtime.error().code, runtime.error().message.c_str());
@@ -639,6 +680,10 @@ int main(int argc, char** argv) {
         s->thread.join();
     }
     rt.stop();
+    if (attachment) {
+        const auto detached = attachment->detach();
+        say("DETACHED ok=%d\n", detached.ok() ? 1 : 0);
+    }
     say("BYE\n");
     return 0;
 }
