@@ -512,20 +512,46 @@ struct Bus::Handlers {
         std::uint32_t answer = 0;
         if (e != nullptr) {
             log_error("Failed to acquire bus name '%s': %s", k_bus_name, e->message ? e->message : e->name);
-            bus.name_state_ = NameState::refused;
+            bus.set_name_state(NameState::refused);
         } else if (sd_bus_message_read(m, "u", &answer) < 0 || (answer != 1 && answer != 4)) {
             // 2: queued (not requested), 3: someone else owns it.
-            log_error("Failed to acquire bus name '%s': another process owns it (reply %u)", k_bus_name,
-                     answer);
-            bus.name_state_ = NameState::refused;
+            log_error("Failed to acquire bus name '%s': another process owns it (reply %u)", k_bus_name, answer);
+            bus.set_name_state(NameState::refused);
         } else {
             log_info("Acquired bus name '%s' on %s", k_bus_name, bus.address_.c_str());
-            bus.name_state_ = NameState::owned;
-        }
-        if (bus.on_name) {
-            bus.on_name(bus.name_state_);
+            bus.set_name_state(NameState::owned);
         }
         return 0;
+    }
+
+    // The bus daemon closed the connection. The connection cannot be replaced from inside its own
+    // dispatch, so a timer does it, and retries until the daemon is back.
+    static int disconnected(sd_bus_message* /*m*/, void* userdata, sd_bus_error* /*error*/) {
+        Bus& bus = self(userdata);
+        log_warning("Lost the connection to %s: the D-Bus API is unavailable, reconnecting every %lld ms (the "
+                    "fabric keeps running)",
+                    bus.address_.c_str(), static_cast<long long>(k_bus_reconnect_interval.count()));
+        bus.set_name_state(NameState::disconnected);
+        if (!bus.reconnect_timer_) {
+            auto timer = add_periodic_timer(bus.event_, k_bus_reconnect_interval, [&bus] { reconnect(bus); },
+                                            "bus reconnection");
+            if (timer) {
+                bus.reconnect_timer_ = std::move(*timer);
+            } else {
+                log_error("%s", timer.error().message.c_str());
+            }
+        }
+        return 0;
+    }
+
+    static void reconnect(Bus& bus) {
+        auto connected = bus.connect();
+        if (!connected) {
+            log_debug("%s, retrying", connected.error().message.c_str());
+            return;
+        }
+        log_info("Reconnected to %s", bus.address_.c_str());
+        bus.reconnect_timer_.reset(); // this very timer: sd-event allows dropping it from its callback
     }
 };
 
@@ -615,41 +641,75 @@ Result<BusPtr> open_bus(const std::string& address_or_kind) {
 }
 
 Result<std::unique_ptr<Bus>> Bus::start(BusBackend& backend, sd_event* event, const std::string& address_or_kind) {
-    auto connection = open_bus(address_or_kind);
+    std::unique_ptr<Bus> self(new Bus(backend, event, address_or_kind));
+    self->address_ = describe_address(address_or_kind);
+    auto connected = self->connect();
+    if (!connected) {
+        return connected.error();
+    }
+    return self;
+}
+
+Result<void> Bus::connect() {
+    auto connection = open_bus(address_or_kind_);
     if (!connection) {
         return connection.error();
     }
-    std::unique_ptr<Bus> self(new Bus(backend, std::move(*connection)));
-    self->address_ = describe_address(address_or_kind);
-    sd_bus* bus = self->bus_.get();
-    int r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+    BusPtr bus = std::move(*connection);
+    int r = sd_bus_attach_event(bus.get(), event_, SD_EVENT_PRIORITY_NORMAL);
     if (r < 0) {
-        return make_error(-r, "Failed to attach the bus connection to the event loop: " + std::string(std::strerror(-r)));
+        return make_error(-r, "Failed to attach the connection to " + address_ + " to the event loop: " +
+                                  std::strerror(-r));
     }
     sd_bus_slot* slot = nullptr;
-    r = sd_bus_add_object_vtable(bus, &slot, k_bus_path, k_bus_interface, k_vtable, self.get());
+    r = sd_bus_add_object_vtable(bus.get(), &slot, k_bus_path, k_bus_interface, k_vtable, this);
     if (r < 0) {
         return make_error(-r, "Failed to register object '" + std::string(k_bus_path) + "': " + std::strerror(-r));
     }
-    self->object_slot_.reset(slot);
-    slot = nullptr;
-    r = sd_bus_request_name_async(bus, &slot, k_bus_name, 0, Handlers::name_acquired, self.get());
+    BusSlotPtr object(slot);
+    // sd-bus delivers a local Disconnected signal when the bus daemon closes the connection.
+    r = sd_bus_match_signal(bus.get(), &slot, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                            "org.freedesktop.DBus.Local", "Disconnected", Handlers::disconnected, this);
+    if (r < 0) {
+        return make_error(-r, "Failed to watch the connection to " + address_ + ": " + std::strerror(-r));
+    }
+    BusSlotPtr watch(slot);
+    r = sd_bus_request_name_async(bus.get(), &slot, k_bus_name, 0, Handlers::name_acquired, this);
     if (r < 0) {
         return make_error(-r, "Failed to request bus name '" + std::string(k_bus_name) + "': " + std::strerror(-r));
     }
-    self->name_slot_.reset(slot);
-    return self;
+    disconnect();
+    bus_ = std::move(bus);
+    object_slot_ = std::move(object);
+    disconnect_slot_ = std::move(watch);
+    name_slot_.reset(slot);
+    name_state_ = NameState::requested;
+    return {};
+}
+
+void Bus::disconnect() {
+    name_slot_.reset();
+    disconnect_slot_.reset();
+    object_slot_.reset();
+    if (bus_) {
+        (void)sd_bus_detach_event(bus_.get());
+        bus_.reset();
+    }
+}
+
+void Bus::set_name_state(NameState state) {
+    name_state_ = state;
+    if (on_name) {
+        on_name(state);
+    }
 }
 
 Bus::~Bus() {
     if (unhook_) {
         unhook_();
     }
-    name_slot_.reset();
-    object_slot_.reset();
-    if (bus_) {
-        (void)sd_bus_detach_event(bus_.get());
-    }
+    reconnect_timer_.reset();
+    disconnect();
 }
 
 void Bus::emit_app_attached(const AppRecord& app) {

@@ -11,6 +11,9 @@
 // handlers answer from snapshots (mgr/bus_model.h), never block beyond Reclaim's bounded wait,
 // never throw and never end the process: every failure becomes a D-Bus error.
 //
+// When the bus daemon goes away, the Bus logs it and reconnects every k_bus_reconnect_interval
+// (the fabric keeps running meanwhile; signals of that time are lost).
+//
 // Access: the D-Bus policy (conf/org.openeuler.Gazelle1.conf) lets only root own the name and
 // call Reclaim; Reclaim also checks the caller's effective uid itself (sd_bus_query_sender_creds),
 // so a permissive bus configuration does not open it up.
@@ -23,10 +26,10 @@
 
 #include "conf/result.h"
 #include "mgr/bus_model.h"
+#include "mgr/event.h"
 
 struct sd_bus;
 struct sd_bus_slot;
-struct sd_event;
 
 namespace gazelle::mgr {
 
@@ -42,6 +45,8 @@ struct BusSlotDeleter {
 using BusPtr = std::unique_ptr<sd_bus, BusDeleter>;
 using BusSlotPtr = std::unique_ptr<sd_bus_slot, BusSlotDeleter>;
 
+inline constexpr std::chrono::milliseconds k_bus_reconnect_interval{2000};
+
 // Opens a bus connection: "system", "session", or a D-Bus address ("unix:path=/run/x/bus").
 // Errors carry the address: "Failed to connect to bus 'unix:path=...': No such file or directory".
 [[nodiscard]] Result<BusPtr> open_bus(const std::string& address_or_kind);
@@ -50,6 +55,7 @@ class Bus {
 public:
     // Connects to `address_or_kind` (see open_bus), attaches to `event`, registers the object and
     // requests the name. `backend` must outlive the Bus.
+    // Errors: open_bus()'s, and sd-bus's for attaching, registering or requesting the name.
     static Result<std::unique_ptr<Bus>> start(BusBackend& backend, sd_event* event,
                                               const std::string& address_or_kind);
     ~Bus();
@@ -60,9 +66,10 @@ public:
     void emit_app_attached(const AppRecord& app);
     void emit_app_gone(const AppGone& gone);
 
-    enum class NameState { requested, owned, refused };
+    enum class NameState { requested, owned, refused, disconnected };
     NameState name_state() const { return name_state_; }
-    // Called once the bus daemon answered the name request (tests and daemons that print "ready").
+    // Called when the bus daemon answered a name request (after start() and after every
+    // reconnection), and when the connection is lost.
     std::function<void(NameState)> on_name;
 
     sd_bus* raw_bus_do_not_use() const { return bus_.get(); }
@@ -71,16 +78,25 @@ public:
 
 private:
     friend Result<std::unique_ptr<Bus>> start_bus(Manager& manager, const std::string& address_or_kind);
-    Bus(BusBackend& backend, BusPtr bus) : backend_(backend), bus_(std::move(bus)) {}
+    Bus(BusBackend& backend, sd_event* event, std::string address_or_kind)
+        : backend_(backend), event_(event), address_or_kind_(std::move(address_or_kind)) {}
+    // Connects, registers the object, watches for disconnection and requests the name.
+    Result<void> connect();
+    void disconnect();
+    void set_name_state(NameState state);
 
     std::function<void()> unhook_;               // start_bus(): resets the Manager's observers
     std::unique_ptr<BusBackend> owned_backend_;  // start_bus(): the ManagerBackend
     BusBackend& backend_;
+    sd_event* event_;
+    std::string address_or_kind_;
+    std::string address_;                        // for log lines: "the system bus", "bus 'unix:...'"
     BusPtr bus_;
     BusSlotPtr object_slot_;
     BusSlotPtr name_slot_;
+    BusSlotPtr disconnect_slot_;
+    EventSourcePtr reconnect_timer_;
     NameState name_state_ = NameState::requested;
-    std::string address_;
 };
 
 // The manager's bus: a ManagerBackend over `manager`'s public API, on manager.event(), with

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -275,6 +276,10 @@ std::string join(const std::vector<T>& items, const std::function<std::string(co
         out += (out.empty() ? "" : separator) + show(item);
     }
     return out.empty() ? "-" : out;
+}
+
+std::string plural(std::size_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
 std::string slots_of_mask(std::uint64_t mask) {
@@ -1022,7 +1027,7 @@ int show_apps(Client& client, const Options& o) {
                local_time(a.attached_usec), age(a.attached_usec)});
     }
     t.print(std::cout);
-    std::cout << apps.size() << (apps.size() == 1 ? " app\n" : " apps\n");
+    std::cout << plural(apps.size(), "app", "apps") << "\n";
     return k_exit_ok;
 }
 
@@ -1093,7 +1098,7 @@ int show_queues(Client& client, const Options& o) {
                free ? "-" : (q.parked ? "yes" : "no")});
     }
     t.print(std::cout);
-    std::cout << queues.size() << " queues, " << owned << " owned\n";
+    std::cout << plural(queues.size(), "queue", "queues") << ", " << owned << " owned\n";
     return k_exit_ok;
 }
 
@@ -1108,10 +1113,17 @@ int show_rules(Client& client, const Options& o, const std::string& filter) {
         return status;
     }
     Reader r(reply.get());
-    const auto rules = read_rules(r);
+    auto rules = read_rules(r);
     if (r.result() < 0) {
         return bad_reply("ListRules", r);
     }
+    // The manager lists rules in hash-table order: connections by owner and port, then listeners.
+    std::stable_sort(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) {
+        const auto key = [](const Rule& x) {
+            return std::tuple(x.kind != "connection", x.slot, x.local_port, x.local_ip, x.remote_port, x.remote_ip);
+        };
+        return key(a) < key(b);
+    });
     if (o.json) {
         Json j(std::cout);
         j.begin_object().field("filter", filter).key("rules").begin_array();
@@ -1158,8 +1170,9 @@ int show_rules(Client& client, const Options& o, const std::string& filter) {
                listener || x.pid == 0 ? "-" : std::to_string(x.pid), listener ? slots_of_mask(x.listeners) : "-"});
     }
     t.print(std::cout);
-    std::cout << rules.size() << " rules: " << connections << " connections, " << rules.size() - connections
-              << " listeners" << (filter.empty() ? "" : " matching '" + filter + "'") << "\n";
+    std::cout << plural(rules.size(), "rule", "rules") << ": " << plural(connections, "connection", "connections")
+              << ", " << plural(rules.size() - connections, "listener", "listeners")
+              << (filter.empty() ? "" : " matching '" + filter + "'") << "\n";
     return k_exit_ok;
 }
 
@@ -1170,9 +1183,15 @@ int show_conns(Client& client, const Options& o) {
         return status;
     }
     Reader r(reply.get());
-    const auto apps = read_connections(r);
+    auto apps = read_connections(r);
     if (r.result() < 0) {
         return bad_reply("ListConnections", r);
+    }
+    for (AppConnections& a : apps) {
+        std::stable_sort(a.connections.begin(), a.connections.end(), [](const Connection& x, const Connection& y) {
+            return std::tuple(x.slot, x.local_port, x.local_ip, x.remote_port, x.remote_ip) <
+                   std::tuple(y.slot, y.local_port, y.local_ip, y.remote_port, y.remote_ip);
+        });
     }
     if (o.json) {
         Json j(std::cout);
@@ -1209,8 +1228,7 @@ int show_conns(Client& client, const Options& o) {
         total += a.connections.size();
     }
     t.print(std::cout);
-    std::cout << total << (total == 1 ? " connection of " : " connections of ") << apps.size()
-              << (apps.size() == 1 ? " app\n" : " apps\n");
+    std::cout << plural(total, "connection", "connections") << " of " << plural(apps.size(), "app", "apps") << "\n";
     return k_exit_ok;
 }
 
@@ -1533,8 +1551,8 @@ int show_memory(Client& client, const Options& o) {
     huge.add({"mapped by the fabric", human_bytes(m.mapped), std::to_string(pages),
               bar(static_cast<double>(m.heap_allocated), static_cast<double>(m.mapped)),
               percent(static_cast<double>(m.heap_allocated), static_cast<double>(m.mapped))});
-    huge.add({"  allocated", human_bytes(m.heap_allocated), "", "", ""});
-    huge.add({"  free in DPDK heap", human_bytes(m.heap_free), "", "", ""});
+    huge.add({"of which allocated", human_bytes(m.heap_allocated), "", "", ""});
+    huge.add({"of which free (heap)", human_bytes(m.heap_free), "", "", ""});
     huge.add({"system total", human_bytes(m.system_total), page_count(m.system_total),
               bar(static_cast<double>(m.system_total - std::min(m.system_total, m.system_free)), static_cast<double>(m.system_total)),
               percent(static_cast<double>(m.system_total - std::min(m.system_total, m.system_free)), static_cast<double>(m.system_total))});

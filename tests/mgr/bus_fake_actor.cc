@@ -2,7 +2,8 @@
 // The D-Bus object of gazelle-mgr over a FakeBackend (tests/mgr/bus_fake_backend.h): no DPDK.
 //
 //   bus_fake_actor --bus ADDRESS
-// Prints "READY" once it owns org.openeuler.Gazelle1 ("REFUSED" if the bus said no). Commands on
+// Prints "READY" once it owns org.openeuler.Gazelle1 ("REFUSED" if the bus said no), and
+// "DISCONNECTED" / "READY" again when the bus daemon goes away and comes back. Commands on
 // stdin, one per line, each answered "OK <command>" (or "ERR <why>"):
 //   attach PID PROGRAM SLOT[,SLOT...]   register an app and emit AppAttached
 //   crash PID | detach PID              remove it and emit AppCrashed (how=exited) / AppDetached
@@ -144,7 +145,9 @@ int main(int argc, char** argv) {
     }
     a.bus = std::move(*bus);
     a.bus->on_name = [](Bus::NameState state) {
-        std::printf("%s\n", state == Bus::NameState::owned ? "READY" : "REFUSED");
+        std::printf("%s\n", state == Bus::NameState::owned          ? "READY"
+                             : state == Bus::NameState::disconnected ? "DISCONNECTED"
+                                                                     : "REFUSED");
     };
     a.backend.on_reclaimed = [&a](const AppGone& gone) { a.bus->emit_app_gone(gone); };
     if (sd_event_add_io(a.event, nullptr, STDIN_FILENO, EPOLLIN, on_stdin, &a) < 0) {

@@ -94,6 +94,12 @@ TEST_F(BusMpTest, EveryMethodReturnsSaneData) {
               std::string::npos)
         << props.out;
 
+    // Version is the daemon's own (needs GAZELLE_VERSION on the gazelle_mgr library, mgr/CMakeLists.txt).
+    const auto version = run_command({gazelle_mgr_path(), "--version"});
+    const auto property = run_command(busctl(bus_->address(), {"get-property", k_gz_name, k_gz_path, k_gz_iface,
+                                                               "Version"}));
+    EXPECT_EQ("gazelle-mgr " + property.out.substr(3, property.out.size() - 5) + "\n", version.out) << property.out;
+
     auto apps = call_method(client(), "ListApps");
     ASSERT_TRUE(apps.ok());
     EXPECT_EQ(array_length(apps.reply.get(), "(uussa(qu)aqt)", "(uussa(qu)aqt)"), 0u);

@@ -208,16 +208,19 @@ public:
   <auth>EXTERNAL</auth>
 )" + policy_xml + R"(</busconfig>
 )");
-        daemon_ = std::make_unique<Child>(std::vector<std::string>{"/usr/bin/dbus-daemon", "--config-file=" + config,
-                                                                   "--nofork", "--print-address"});
-        const auto line = daemon_->read_line(10s);
-        if (!line || line->rfind("unix:", 0) != 0) {
-            error_ = "dbus-daemon did not print its address: " + daemon_->transcript();
-            return;
+        config_ = config;
+        if (launch()) {
+            address_ = "unix:path=" + socket;
         }
-        address_ = "unix:path=" + socket;
     }
-    ~DbusDaemon() {
+    ~DbusDaemon() { stop(); }
+
+    // Stops the daemon (its clients are disconnected) and starts a new one at the same address.
+    bool restart() {
+        stop();
+        return launch();
+    }
+    void stop() {
         if (daemon_ && daemon_->running()) {
             daemon_->kill(SIGTERM);
             (void)daemon_->wait(5s);
@@ -232,7 +235,19 @@ public:
     const TempDir& dir() const { return dir_; }
 
 private:
+    bool launch() {
+        daemon_ = std::make_unique<Child>(std::vector<std::string>{"/usr/bin/dbus-daemon", "--config-file=" + config_,
+                                                                   "--nofork", "--print-address"});
+        const auto line = daemon_->read_line(10s);
+        if (!line || line->rfind("unix:", 0) != 0) {
+            error_ = "dbus-daemon did not print its address: " + daemon_->transcript();
+            return false;
+        }
+        return true;
+    }
+
     TempDir dir_;
+    std::string config_;
     std::unique_ptr<Child> daemon_;
     std::string address_;
     std::string error_;

@@ -315,6 +315,24 @@ TEST_F(BusTest, InProcessCheckRefusesReclaimFromNonRootOnAPermissiveBus) {
     EXPECT_EQ(as_root.error_name, "org.openeuler.Gazelle1.Error.NoSuchApp"); // root passes the check
 }
 
+TEST_F(BusTest, ReconnectsWhenTheBusDaemonRestarts) {
+    client_.reset();
+    bus_->stop();
+    const auto lost = actor_->expect("DISCONNECTED", 10s);
+    ASSERT_TRUE(lost) << actor_->transcript();
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(bus_->restart()) << bus_->error();
+    ASSERT_TRUE(actor_->expect("READY", 15s)) << actor_->transcript();
+    std::printf("[ timing ] name owned again %.0f ms after the bus daemon restarted\n", ms_since(t0));
+    client_ = connect_bus(bus_->address());
+    ASSERT_TRUE(client_);
+    expect_alive();
+    // Signals flow on the new connection.
+    SignalRecorder signals(client_.get());
+    EXPECT_EQ(command("attach 3001 again 3"), "OK attach");
+    EXPECT_TRUE(signals.wait("AppAttached", 5s));
+}
+
 class BusPolicyTest : public BusTest {
 protected:
     void SetUp() override { start(BusPolicy::project); }
