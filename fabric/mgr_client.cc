@@ -23,12 +23,15 @@ namespace {
 // Room for any reply plus slack, so that an oversized one is seen as such (MSG_TRUNC).
 constexpr std::size_t k_receive_bytes = 1024;
 
-std::string errno_text(int code) { return std::strerror(code); }
+std::string errno_text(int code) {
+    return std::strerror(code);
+}
 
-std::string array_text(const char* data, std::size_t size) { return std::string(data, strnlen(data, size)); }
+std::string array_text(const char* data, std::size_t size) {
+    return std::string(data, strnlen(data, size));
+}
 
-template <std::size_t N>
-void copy_text(char (&out)[N], const std::string& text) {
+template <std::size_t N> void copy_text(char (&out)[N], const std::string& text) {
     const std::size_t n = std::min(text.size(), N - 1);
     std::memcpy(out, text.data(), n);
     out[n] = '\0';
@@ -153,8 +156,8 @@ Result<Packet> receive_message(int fd, const std::string& path, Clock::time_poin
     for (;;) {
         const int ready = wait_for(fd, POLLIN, deadline);
         if (ready == 0) {
-            return make_error(ETIMEDOUT, "Timed out waiting for gazelle-mgr at '" + path + "' to answer the " +
-                                             waiting_for);
+            return make_error(ETIMEDOUT,
+                              "Timed out waiting for gazelle-mgr at '" + path + "' to answer the " + waiting_for);
         }
         if (ready < 0) {
             return make_error(-ready, "Failed to wait for gazelle-mgr at '" + path + "': " + errno_text(-ready));
@@ -192,8 +195,7 @@ Result<proto::Header> reply_header(const Packet& packet, const std::string& path
     return header;
 }
 
-template <typename T>
-Result<T> reply_as(const Packet& packet, const std::string& path, const char* what) {
+template <typename T> Result<T> reply_as(const Packet& packet, const std::string& path, const char* what) {
     if (packet.size != sizeof(T)) {
         return make_error(EPROTO, std::string("gazelle-mgr at '") + path + "' sent a " + what + " of " +
                                       std::to_string(packet.size) + " bytes, expected " + std::to_string(sizeof(T)));
@@ -210,7 +212,7 @@ Error refusal(const Packet& packet, const std::string& path, const char* what) {
     }
     const int code = reply->code > 0 ? reply->code : EPROTO;
     return make_error(code, std::string("gazelle-mgr refused the ") + what + ": " +
-                               array_text(reply->message, sizeof reply->message));
+                                array_text(reply->message, sizeof reply->message));
 }
 
 std::string own_program_name() {
@@ -238,9 +240,13 @@ AttachOptions attach_options_from(const conf::LstackConfig& config) {
     return options;
 }
 
-std::string Attachment::file_prefix() const { return array_text(reply_.file_prefix, sizeof reply_.file_prefix); }
+std::string Attachment::file_prefix() const {
+    return array_text(reply_.file_prefix, sizeof reply_.file_prefix);
+}
 
-std::string Attachment::huge_dir() const { return array_text(reply_.huge_dir, sizeof reply_.huge_dir); }
+std::string Attachment::huge_dir() const {
+    return array_text(reply_.huge_dir, sizeof reply_.huge_dir);
+}
 
 std::vector<std::string> Attachment::eal_args() const {
     std::string lcores;
@@ -290,7 +296,8 @@ Result<void> Attachment::detach() {
 
 Result<Attachment> attach_to_manager(const AttachOptions& options) {
     if (options.queues < 1 || options.queues > proto::k_max_app_queues) {
-        return make_error(EINVAL, "attach: " + std::to_string(options.queues) + " queues asked, an application may have 1.." +
+        return make_error(EINVAL, "attach: " + std::to_string(options.queues) +
+                                      " queues asked, an application may have 1.." +
                                       std::to_string(proto::k_max_app_queues));
     }
     proto::AttachRequest request;
@@ -347,9 +354,8 @@ Result<Attachment> attach_to_manager(const AttachOptions& options) {
     attachment.fd_ = std::move(*fd);
     attachment.reply_ = *reply;
     for (unsigned i = 0; i < reply->nb_queues; ++i) {
-        attachment.cpus_[i] = options.cpus.empty()
-                                  ? reply->cpus[i]
-                                  : static_cast<std::uint16_t>(options.cpus[i % options.cpus.size()]);
+        attachment.cpus_[i] =
+            options.cpus.empty() ? reply->cpus[i] : static_cast<std::uint16_t>(options.cpus[i % options.cpus.size()]);
     }
     attachment.socket_path_ = options.socket_path;
     attachment.extra_eal_args_ = options.extra_eal_args;

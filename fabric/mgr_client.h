@@ -14,7 +14,7 @@
 // Errors are one line that says what to do, e.g.
 //   "Failed to connect to gazelle-mgr at '/run/gazelle/mgr.sock': No such file or directory (is
 //    gazelle-mgr running?)"
-//   "gazelle-mgr refused the attach: port 'veth0' has 0 free queues, app asked 2"  (code EBUSY)
+//   "gazelle-mgr refused the attach: port veth0 has 0 free queues, app asked 2"  (code EBUSY)
 //
 // Threading: any thread; one Attachment is used by one thread at a time. Never logs, prints or
 // exits (it runs inside applications we do not own).

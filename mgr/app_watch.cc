@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "mgr/procfs.h"
@@ -29,7 +29,9 @@ constexpr unsigned long k_pf_exiting = 0x00000004;
 // Room for any request plus slack, so that an oversized one is seen as such (MSG_TRUNC).
 constexpr std::size_t k_receive_bytes = 512;
 
-std::string errno_text(int code) { return std::strerror(code); }
+std::string errno_text(int code) {
+    return std::strerror(code);
+}
 
 // Exiting (PF_EXITING) or already a zombie/dead, from /proc/<pid>/task/<tid>/stat. False when the
 // file cannot be read (the thread is gone: then it is not running either, so callers treat a
@@ -123,7 +125,8 @@ Result<std::unique_ptr<AppWatch>> AppWatch::create(sd_event* event, UniqueFd con
         }
         pollfd pfd{connection.get(), POLLRDHUP, 0};
         if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0) {
-            return make_error(ESRCH, "process " + std::to_string(cred.pid) + " closed its registration connection at once");
+            return make_error(ESRCH,
+                              "process " + std::to_string(cred.pid) + " closed its registration connection at once");
         }
         w->pidfd_ = std::move(*opened);
     }
@@ -202,8 +205,8 @@ Result<void> AppWatch::kill(int sig) {
         return {};
     }
     if (const int rc = pidfd_signal(pidfd_.get(), sig); rc < 0 && rc != -ESRCH) {
-        return make_error(-rc, "Failed to send signal " + std::to_string(sig) + " to pid " + std::to_string(pid_) + ": " +
-                                   errno_text(-rc));
+        return make_error(-rc, "Failed to send signal " + std::to_string(sig) + " to pid " + std::to_string(pid_) +
+                                   ": " + errno_text(-rc));
     }
     return {};
 }

@@ -19,7 +19,9 @@ std::string mac_text(const std::uint8_t* mac) {
     return conf::to_string(m);
 }
 
-std::string ipv4_text(std::uint32_t network_order) { return conf::to_string(conf::Ipv4{ntohl(network_order)}); }
+std::string ipv4_text(std::uint32_t network_order) {
+    return conf::to_string(conf::Ipv4{ntohl(network_order)});
+}
 
 // "veth0 (198.18.0.1, 02:00:00:00:00:01), veth1 (...)"
 std::string port_list(std::span<const PortView> ports) {
@@ -33,7 +35,9 @@ std::string port_list(std::span<const PortView> ports) {
     return out;
 }
 
-std::string queues_text(std::size_t n) { return std::to_string(n) + (n == 1 ? " free queue" : " free queues"); }
+std::string queues_text(std::size_t n) {
+    return std::to_string(n) + (n == 1 ? " free queue" : " free queues");
+}
 
 } // namespace
 
@@ -71,12 +75,13 @@ Result<std::size_t> select_port(const fabric::mgr_protocol::AttachRequest& reque
         break;
     }
     default:
-        return make_error(EINVAL, "unknown port selector " + std::to_string(static_cast<std::uint32_t>(request.selector)) +
+        return make_error(EINVAL, "unknown port selector " +
+                                      std::to_string(static_cast<std::uint32_t>(request.selector)) +
                                       " (0 any, 1 by IPv4, 2 by MAC, 3 by name)");
     }
     if (found == ports.size()) {
-        return make_error(EINVAL, "no port matches: app asked for " + describe_selector(request) + "; ports: " +
-                                      port_list(ports));
+        return make_error(EINVAL, "no port matches: app asked for " + describe_selector(request) +
+                                      "; ports: " + port_list(ports));
     }
     const PortView& port = ports[found];
     if (port.free_slots.size() < want) {

@@ -22,9 +22,9 @@ namespace gazelle::mgr {
 
 // A port as the attach policy sees it: its identity and its free queue slots right now.
 struct PortView {
-    unsigned index = 0;                   // registry port index
+    unsigned index = 0; // registry port index
     std::string name;
-    std::uint32_t ipv4 = 0;               // network byte order, as PortEntry
+    std::uint32_t ipv4 = 0; // network byte order, as PortEntry
     std::uint8_t mac[6] = {};
     unsigned nb_queues = 0;
     std::vector<fabric::QueueSlot> free_slots; // ascending

@@ -22,12 +22,14 @@ int on_periodic(sd_event_source* source, std::uint64_t /*usec*/, void* userdata)
     return 0;
 }
 
-void destroy_periodic(void* userdata) { delete static_cast<Periodic*>(userdata); }
+void destroy_periodic(void* userdata) {
+    delete static_cast<Periodic*>(userdata);
+}
 
 } // namespace
 
-Result<EventSourcePtr> add_periodic_timer(sd_event* event, std::chrono::microseconds period,
-                                          std::function<void()> tick, const char* what) {
+Result<EventSourcePtr> add_periodic_timer(sd_event* event, std::chrono::microseconds period, std::function<void()> tick,
+                                          const char* what) {
     auto periodic = std::make_unique<Periodic>(Periodic{static_cast<std::uint64_t>(period.count()), std::move(tick)});
     sd_event_source* raw = nullptr;
     // Accuracy: a tenth of the period, so that the kernel may batch wake-ups a little.

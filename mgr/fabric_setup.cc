@@ -27,7 +27,6 @@ using conf::PortType;
 
 namespace {
 
-
 std::string process_label(pid_t pid) {
     const std::string name = process_name(pid);
     return name.empty() ? "?" : name;
@@ -41,8 +40,7 @@ std::string pid_list(const std::vector<pid_t>& pids) {
     return out;
 }
 
-template <std::size_t N>
-void copy_name(char (&out)[N], const std::string& name) {
+template <std::size_t N> void copy_name(char (&out)[N], const std::string& name) {
     const std::size_t n = std::min(name.size(), N - 1);
     std::memcpy(out, name.data(), n);
     out[n] = '\0';
@@ -50,12 +48,15 @@ void copy_name(char (&out)[N], const std::string& name) {
 
 Result<fabric::PortSpec> ethdev_spec(const conf::PortConfig& port, const std::string& device) {
     fabric::PortSpec spec;
-    const std::string what = "port '" + port.name + "' (" + conf::to_string(port.type) + ", DPDK device '" + device + "')";
+    const std::string what =
+        "port '" + port.name + "' (" + conf::to_string(port.type) + ", DPDK device '" + device + "')";
     std::uint16_t port_id = 0;
     if (rte_eth_dev_get_port_by_name(device.c_str(), &port_id) != 0) {
         return make_error(ENODEV, port.type == PortType::pci
-                                      ? what + ": EAL has no ethdev for it; is the NIC bound to a DPDK driver "
-                                               "(dpdk-devbind.py -b vfio-pci " + port.pci + ")?"
+                                      ? what +
+                                            ": EAL has no ethdev for it; is the NIC bound to a DPDK driver "
+                                            "(dpdk-devbind.py -b vfio-pci " +
+                                            port.pci + ")?"
                                       : what + ": EAL did not create it (see its messages above)");
     }
     auto info = fabric::ethdev_info(port_id);
@@ -296,8 +297,9 @@ Result<void> check_file_prefix_free(const std::string& file_prefix) {
     }
     const auto survivors = fabric_processes(file_prefix);
     if (!survivors.empty()) {
-        return make_error(EBUSY, std::to_string(survivors.size()) + " process(es) of an earlier fabric with file prefix '" +
-                                     file_prefix + "' still run (pids " + pid_list(survivors) +
+        return make_error(EBUSY, std::to_string(survivors.size()) +
+                                     " process(es) of an earlier fabric with file prefix '" + file_prefix +
+                                     "' still run (pids " + pid_list(survivors) +
                                      "): a new manager cannot adopt their shared memory (doc/manager.md, \"When the "
                                      "manager dies\"). Stop them first, or set another dpdk.file_prefix");
     }

@@ -79,9 +79,13 @@ bool stderr_is_journal() {
 
 } // namespace
 
-void set_log_level(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
+void set_log_level(LogLevel level) {
+    g_level.store(level, std::memory_order_relaxed);
+}
 
-LogLevel log_level() { return g_level.load(std::memory_order_relaxed); }
+LogLevel log_level() {
+    return g_level.load(std::memory_order_relaxed);
+}
 
 bool log_enabled(LogLevel level) {
     return level == LogLevel::error || static_cast<int>(level) <= static_cast<int>(log_level());
@@ -94,12 +98,12 @@ void log(LogLevel level, const char* format, ...) {
     va_end(args);
 }
 
-#define GAZELLE_MGR_LOG_AT(name, level)                                                                           \
-    void name(const char* format, ...) {                                                                          \
-        va_list args;                                                                                             \
-        va_start(args, format);                                                                                   \
-        vlog(level, format, args);                                                                                \
-        va_end(args);                                                                                             \
+#define GAZELLE_MGR_LOG_AT(name, level)                                                                                \
+    void name(const char* format, ...) {                                                                               \
+        va_list args;                                                                                                  \
+        va_start(args, format);                                                                                        \
+        vlog(level, format, args);                                                                                     \
+        va_end(args);                                                                                                  \
     }
 GAZELLE_MGR_LOG_AT(log_error, LogLevel::error)
 GAZELLE_MGR_LOG_AT(log_warning, LogLevel::warning)

@@ -49,10 +49,11 @@ namespace {
 // connections are closed at once: nobody legitimately opens many).
 constexpr std::size_t k_max_pending = 64;
 
-std::string errno_text(int code) { return std::strerror(code); }
+std::string errno_text(int code) {
+    return std::strerror(code);
+}
 
-template <typename T>
-std::string joined(const std::vector<T>& values) {
+template <typename T> std::string joined(const std::vector<T>& values) {
     std::string out;
     for (const T& v : values) {
         out += (out.empty() ? "" : ",") + std::to_string(v);
@@ -98,7 +99,9 @@ unsigned numa_nodes() {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator("/sys/devices/system/node", ec)) {
         const std::string name = entry.path().filename().string();
-        nodes += name.size() > 4 && name.rfind("node", 0) == 0 && std::isdigit(static_cast<unsigned char>(name[4])) != 0 ? 1u : 0u;
+        nodes += name.size() > 4 && name.rfind("node", 0) == 0 && std::isdigit(static_cast<unsigned char>(name[4])) != 0
+                     ? 1u
+                     : 0u;
     }
     return std::max(1u, nodes);
 }
@@ -170,7 +173,7 @@ struct Manager::Impl {
     LcorePool lcore_pool;
     CpuRoundRobin cpu_pool;
     std::map<pid_t, AppRecord> apps;
-    std::map<std::uint64_t, Session> sessions;  // by AppWatch id
+    std::map<std::uint64_t, Session> sessions;     // by AppWatch id
     std::map<pid_t, std::uint64_t> session_of_pid; // attached and detached apps
     std::map<fabric::QueueSlot, Beat> beats;
     std::uint64_t next_session = 1;
@@ -269,8 +272,9 @@ Result<void> Manager::Impl::start(Manager& manager) {
 
     // Heartbeat check every half timeout: a queue is found stuck at most 1.5 timeouts after its
     // last beat.
-    auto timer = add_periodic_timer(event.get(), std::chrono::milliseconds(config.manager.heartbeat_timeout_ms) / 2,
-                                    [this] { check_heartbeats(); }, "heartbeat");
+    auto timer = add_periodic_timer(
+        event.get(), std::chrono::milliseconds(config.manager.heartbeat_timeout_ms) / 2, [this] { check_heartbeats(); },
+        "heartbeat");
     if (!timer) {
         return timer.error();
     }
@@ -296,8 +300,9 @@ Result<void> Manager::Impl::start(Manager& manager) {
         ports += (ports.empty() ? "" : ", ") + std::string(e.name, strnlen(e.name, sizeof e.name)) + " (" +
                  std::to_string(e.nb_queues) + (e.nb_queues == 1 ? " queue)" : " queues)");
     }
-    log_info("Fabric up: file prefix '%s', huge dir '%s', ports %s; %u lcore ids for apps", config.dpdk.file_prefix.c_str(),
-             config.dpdk.huge_dir.c_str(), ports.empty() ? "none" : ports.c_str(), lcore_pool.size());
+    log_info("Fabric up: file prefix '%s', huge dir '%s', ports %s; %u lcore ids for apps",
+             config.dpdk.file_prefix.c_str(), config.dpdk.huge_dir.c_str(), ports.empty() ? "none" : ports.c_str(),
+             lcore_pool.size());
     return {};
 }
 
@@ -360,16 +365,16 @@ void Manager::Impl::accept_all() {
             }
             return;
         }
-        const std::size_t pending = static_cast<std::size_t>(
-            std::count_if(sessions.begin(), sessions.end(),
-                          [](const auto& s) { return s.second.phase == Session::Phase::pending; }));
+        const std::size_t pending = static_cast<std::size_t>(std::count_if(
+            sessions.begin(), sessions.end(), [](const auto& s) { return s.second.phase == Session::Phase::pending; }));
         if (pending >= k_max_pending) {
             log_warning("Closed a registration connection: %zu connections are already waiting to attach", pending);
             continue;
         }
         const std::uint64_t id = next_session++;
         AppWatch::Events events{
-            .message = [this](AppWatch& w, std::span<const std::byte> data, std::size_t size) { on_message(w, data, size); },
+            .message = [this](AppWatch& w, std::span<const std::byte> data,
+                              std::size_t size) { on_message(w, data, size); },
             .hangup = [this](AppWatch& w) { on_hangup(w); },
             .exited = [this](AppWatch& w) { on_exited(w); },
         };
@@ -382,14 +387,17 @@ void Manager::Impl::accept_all() {
         session.watch = std::move(*watch);
         log_debug("Connection %llu from pid %d (uid %u)", static_cast<unsigned long long>(id), session.watch->pid(),
                   session.watch->uid());
-        auto deadline = add_periodic_timer(event.get(), k_attach_deadline, [this, id] {
-            const auto it = sessions.find(id);
-            if (it != sessions.end() && it->second.phase == Session::Phase::pending) {
-                log_notice("Closed the registration connection of pid %d: no attach request within %lld ms",
-                           it->second.watch->pid(), static_cast<long long>(k_attach_deadline.count()));
-                sessions.erase(it);
-            }
-        }, "attach deadline");
+        auto deadline = add_periodic_timer(
+            event.get(), k_attach_deadline,
+            [this, id] {
+                const auto it = sessions.find(id);
+                if (it != sessions.end() && it->second.phase == Session::Phase::pending) {
+                    log_notice("Closed the registration connection of pid %d: no attach request within %lld ms",
+                               it->second.watch->pid(), static_cast<long long>(k_attach_deadline.count()));
+                    sessions.erase(it);
+                }
+            },
+            "attach deadline");
         if (deadline) {
             session.watch->timer = std::move(*deadline);
         }
@@ -461,9 +469,9 @@ void Manager::Impl::handle_attach(Session& session, const proto::AttachRequest& 
         return;
     }
     if (request.queues < 1 || request.queues > proto::k_max_app_queues) {
-        refuse(session, make_error(EINVAL, "app asked for " + std::to_string(request.queues) +
-                                               " queues; an app may have 1.." +
-                                               std::to_string(proto::k_max_app_queues)));
+        refuse(session,
+               make_error(EINVAL, "app asked for " + std::to_string(request.queues) + " queues; an app may have 1.." +
+                                      std::to_string(proto::k_max_app_queues)));
         return;
     }
     if (apps.size() >= config.manager.max_apps) {
@@ -496,8 +504,8 @@ void Manager::Impl::handle_attach(Session& session, const proto::AttachRequest& 
         if (!epoch) {
             rollback_claims(record.slots);
             lcore_pool.give_back(record.lcores);
-            refuse(session, make_error(epoch.error().code, "Failed to claim queue " + std::to_string(slot) + ": " +
-                                                               epoch.error().message));
+            refuse(session, make_error(epoch.error().code,
+                                       "Failed to claim queue " + std::to_string(slot) + ": " + epoch.error().message));
             return;
         }
         record.slots.push_back(slot);
@@ -535,8 +543,8 @@ void Manager::Impl::handle_attach(Session& session, const proto::AttachRequest& 
     for (fabric::QueueSlot slot : record.slots) {
         beats[slot] = Beat{fabric->registry().queue(slot).heartbeat.load(std::memory_order_acquire), now};
     }
-    log_info("Attached app %s (uid %u): port %s, queues %s, lcores %s on CPUs %s", name_of(session).c_str(),
-             record.uid, port.name.c_str(), joined(record.slots).c_str(), joined(record.lcores).c_str(),
+    log_info("Attached app %s (uid %u): port %s, queues %s, lcores %s on CPUs %s", name_of(session).c_str(), record.uid,
+             port.name.c_str(), joined(record.slots).c_str(), joined(record.lcores).c_str(),
              joined(record.cpus).c_str());
     const AppRecord& stored = apps[pid] = std::move(record);
     update_status();
@@ -547,9 +555,9 @@ void Manager::Impl::handle_attach(Session& session, const proto::AttachRequest& 
 
 void Manager::Impl::handle_detach(Session& session) {
     if (session.phase != Session::Phase::attached) {
-        refuse(session, make_error(EPROTO, session.phase == Session::Phase::pending
-                                               ? "detach request before any attach request"
-                                               : "second detach request"));
+        refuse(session,
+               make_error(EPROTO, session.phase == Session::Phase::pending ? "detach request before any attach request"
+                                                                           : "second detach request"));
         return;
     }
     const proto::DetachReply reply;
@@ -605,16 +613,19 @@ void Manager::Impl::lost_connection(Session& session) {
         return;
     }
     const std::uint64_t id = watch.id();
-    auto linger = add_periodic_timer(event.get(), k_hangup_linger, [this, id] {
-        const auto it = sessions.find(id);
-        if (it == sessions.end() || it->second.killed) {
-            return;
-        }
-        log_warning("App %s closed its registration connection without detaching and still runs after %lld ms; "
-                    "killing it (SIGKILL)",
-                    name_of(it->second).c_str(), static_cast<long long>(k_hangup_linger.count()));
-        kill_app(it->second, AppEnd::exited);
-    }, "hang-up linger");
+    auto linger = add_periodic_timer(
+        event.get(), k_hangup_linger,
+        [this, id] {
+            const auto it = sessions.find(id);
+            if (it == sessions.end() || it->second.killed) {
+                return;
+            }
+            log_warning("App %s closed its registration connection without detaching and still runs after %lld ms; "
+                        "killing it (SIGKILL)",
+                        name_of(it->second).c_str(), static_cast<long long>(k_hangup_linger.count()));
+            kill_app(it->second, AppEnd::exited);
+        },
+        "hang-up linger");
     if (linger) {
         watch.timer = std::move(*linger);
     } else {
@@ -750,11 +761,13 @@ std::string Manager::Impl::status_text() const {
     for (fabric::QueueSlot s = 0; s < registry.nb_slots(); ++s) {
         owned += registry.queue(s).state.load(std::memory_order_relaxed) != fabric::QueueState::free ? 1u : 0u;
     }
-    return "Serving " + std::to_string(apps.size()) + (apps.size() == 1 ? " app, " : " apps, ") + std::to_string(owned) +
-           " of " + std::to_string(registry.nb_slots()) + " queues owned";
+    return "Serving " + std::to_string(apps.size()) + (apps.size() == 1 ? " app, " : " apps, ") +
+           std::to_string(owned) + " of " + std::to_string(registry.nb_slots()) + " queues owned";
 }
 
-void Manager::Impl::update_status() { notifier.status(status_text()); }
+void Manager::Impl::update_status() {
+    notifier.status(status_text());
+}
 
 // --- Manager ----------------------------------------------------------------------------------------
 
@@ -784,19 +797,33 @@ int Manager::run() {
     return rc;
 }
 
-void Manager::stop() { (void)sd_event_exit(impl_->event.get(), 0); }
+void Manager::stop() {
+    (void)sd_event_exit(impl_->event.get(), 0);
+}
 
-sd_event* Manager::event() const { return impl_->event.get(); }
+sd_event* Manager::event() const {
+    return impl_->event.get();
+}
 
-fabric::Fabric& Manager::fabric() { return *impl_->fabric; }
+fabric::Fabric& Manager::fabric() {
+    return *impl_->fabric;
+}
 
-const conf::ManagerConfig& Manager::config() const { return impl_->config; }
+const conf::ManagerConfig& Manager::config() const {
+    return impl_->config;
+}
 
-const std::map<pid_t, AppRecord>& Manager::apps() const { return impl_->apps; }
+const std::map<pid_t, AppRecord>& Manager::apps() const {
+    return impl_->apps;
+}
 
-const std::string& Manager::socket_path() const { return impl_->config.manager.socket; }
+const std::string& Manager::socket_path() const {
+    return impl_->config.manager.socket;
+}
 
-std::string Manager::status() const { return impl_->status_text(); }
+std::string Manager::status() const {
+    return impl_->status_text();
+}
 
 Result<AppGone> Manager::reclaim_app(pid_t pid) {
     Impl& m = *impl_;

@@ -33,14 +33,14 @@ namespace gazelle::mgr {
 struct AppRecord {
     pid_t pid = 0;
     uid_t uid = 0;
-    std::string program;                 // as the app named itself (display only)
-    unsigned port = 0;                   // registry port index
+    std::string program; // as the app named itself (display only)
+    unsigned port = 0;   // registry port index
     std::vector<fabric::QueueSlot> slots;
     std::vector<fabric::Epoch> epochs;
     std::vector<std::uint16_t> lcores;
     std::chrono::system_clock::time_point attached_at;
-    std::vector<std::uint16_t> cpus;     // CPU stack thread i is pinned to (as in the AttachReply)
-    gid_t gid = 0;                       // SO_PEERCRED gid at connect()
+    std::vector<std::uint16_t> cpus; // CPU stack thread i is pinned to (as in the AttachReply)
+    gid_t gid = 0;                   // SO_PEERCRED gid at connect()
 };
 
 enum class AppEnd {

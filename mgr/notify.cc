@@ -29,11 +29,17 @@ void Notifier::send(const std::string& text) {
     }
 }
 
-void Notifier::ready(const std::string& status) { send("READY=1\nSTATUS=" + status); }
+void Notifier::ready(const std::string& status) {
+    send("READY=1\nSTATUS=" + status);
+}
 
-void Notifier::status(const std::string& status) { send("STATUS=" + status); }
+void Notifier::status(const std::string& status) {
+    send("STATUS=" + status);
+}
 
-void Notifier::stopping(const std::string& status) { send("STOPPING=1\nSTATUS=" + status); }
+void Notifier::stopping(const std::string& status) {
+    send("STOPPING=1\nSTATUS=" + status);
+}
 
 void Notifier::watchdog_ping() {
     if (watchdog_.count() != 0) {
@@ -45,7 +51,8 @@ Result<void> Notifier::start_watchdog(sd_event* event) {
     if (watchdog_.count() == 0 || !enabled_) {
         return {};
     }
-    auto timer = add_periodic_timer(event, watchdog_ / 2, [this] { watchdog_ping(); }, "watchdog");
+    auto timer = add_periodic_timer(
+        event, watchdog_ / 2, [this] { watchdog_ping(); }, "watchdog");
     if (!timer) {
         return timer.error();
     }

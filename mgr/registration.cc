@@ -25,7 +25,9 @@ constexpr mode_t k_socket_mode = 0660;
 constexpr mode_t k_dir_mode = 0755;
 constexpr char k_socket_group[] = "gazelle";
 
-std::string errno_text(int code) { return std::strerror(code); }
+std::string errno_text(int code) {
+    return std::strerror(code);
+}
 
 Result<sockaddr_un> socket_address(const std::string& path) {
     sockaddr_un addr{};
@@ -60,8 +62,8 @@ Result<bool> somebody_listens(const std::string& path, const sockaddr_un& addr) 
     switch (errno) {
     case ECONNREFUSED:
         return false;
-    case EAGAIN:      // listening, backlog full
-    case EPROTOTYPE:  // a stream or datagram socket of some other program
+    case EAGAIN:     // listening, backlog full
+    case EPROTOTYPE: // a stream or datagram socket of some other program
         return true;
     default:
         return make_error(errno, "Failed to probe registration socket '" + path + "': " + errno_text(errno));
@@ -94,7 +96,9 @@ RegistrationSocket& RegistrationSocket::operator=(RegistrationSocket&& other) no
     return *this;
 }
 
-RegistrationSocket::~RegistrationSocket() { close(); }
+RegistrationSocket::~RegistrationSocket() {
+    close();
+}
 
 Result<void> RegistrationSocket::check_unused(const std::string& path) {
     auto addr = socket_address(path);

@@ -80,8 +80,7 @@ struct AppMessage {
 // Sends one reply without blocking (MSG_DONTWAIT | MSG_NOSIGNAL). Errors: the errno of send
 // (EAGAIN: the app does not read its socket), EMSGSIZE for a short send.
 [[nodiscard]] Result<void> send_packet(int fd, const void* data, std::size_t size);
-template <typename T>
-[[nodiscard]] Result<void> send_reply(int fd, const T& reply) {
+template <typename T> [[nodiscard]] Result<void> send_reply(int fd, const T& reply) {
     return send_packet(fd, &reply, sizeof reply);
 }
 

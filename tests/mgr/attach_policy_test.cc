@@ -74,8 +74,9 @@ TEST(SelectPort, NoMatchNamesWhatWasAskedAndWhatExists) {
     auto e = select_port(r, ports);
     ASSERT_FALSE(e);
     EXPECT_EQ(e.error().code, EINVAL);
-    EXPECT_EQ(e.error().message, "no port matches: app asked for the port with IPv4 10.0.0.1; ports: veth0 (198.18.0.1, "
-                                 "02:00:00:00:00:01), veth1 (198.18.0.2, 02:00:00:00:00:02)");
+    EXPECT_EQ(e.error().message,
+              "no port matches: app asked for the port with IPv4 10.0.0.1; ports: veth0 (198.18.0.1, "
+              "02:00:00:00:00:01), veth1 (198.18.0.2, 02:00:00:00:00:02)");
     r = request(1, proto::PortSelector::by_name);
     std::memcpy(r.port_name, "0123456789abcdef", 16); // no NUL: read up to the field's end
     e = select_port(r, ports);

@@ -78,8 +78,9 @@ TEST(Cli, CheckConfigIsGazelleCheckConfigMgr) {
     TempDir dir;
     const std::string valid = dir.write("valid.conf", k_valid);
     const std::string invalid = dir.write("invalid.conf", k_invalid);
-    for (const auto& [file, expected] : {std::pair{valid, conf::k_check_valid}, std::pair{invalid, conf::k_check_invalid},
-                                         std::pair{dir.path() + "/missing.conf", conf::k_check_invalid}}) {
+    for (const auto& [file, expected] :
+         {std::pair{valid, conf::k_check_valid}, std::pair{invalid, conf::k_check_invalid},
+          std::pair{dir.path() + "/missing.conf", conf::k_check_invalid}}) {
         SCOPED_TRACE(file);
         const CommandResult r = run_mgr(dir, "--check-config '" + file + "'");
         EXPECT_EQ(r.code, expected) << r.err;

@@ -120,8 +120,8 @@ TEST(MgrClient, NoManagerSaysSoInOneLine) {
     r = attach_to_manager(options_for(path));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ECONNREFUSED);
-    EXPECT_EQ(r.error().message, "Failed to connect to gazelle-mgr at '" + path +
-                                     "': Connection refused (is gazelle-mgr running?)");
+    EXPECT_EQ(r.error().message,
+              "Failed to connect to gazelle-mgr at '" + path + "': Connection refused (is gazelle-mgr running?)");
 }
 
 TEST(MgrClient, SilentManagerTimesOutInTime) {
@@ -162,7 +162,8 @@ TEST(MgrClient, ClosedOrGarbledAnswers) {
         auto r = attach_to_manager(options_for(path));
         ASSERT_FALSE(r);
         EXPECT_EQ(r.error().code, ECONNRESET);
-        EXPECT_NE(r.error().message.find("closed the connection without answering the attach request"), std::string::npos);
+        EXPECT_NE(r.error().message.find("closed the connection without answering the attach request"),
+                  std::string::npos);
     }
     for (const auto& [what, reply] : std::vector<std::pair<std::string, std::vector<std::uint32_t>>>{
              {"shorter than a header", {1}},
@@ -219,9 +220,9 @@ TEST(MgrClient, AttachmentGivesTheExactEalArgumentsAndDetaches) {
     EXPECT_EQ(std::vector<QueueSlot>(a.slots().begin(), a.slots().end()), (std::vector<QueueSlot>{4, 5}));
     EXPECT_EQ(a.file_prefix(), "fp");
     EXPECT_EQ(a.huge_dir(), "/mnt/huge");
-    EXPECT_EQ(a.eal_args(), (std::vector<std::string>{"--proc-type=secondary", "--file-prefix=fp", "--huge-dir=/mnt/huge",
-                                                      "--lcores=5@1,6@0", "--no-pci", "--no-telemetry",
-                                                      "--log-level=lib.eal:debug"}));
+    EXPECT_EQ(a.eal_args(), (std::vector<std::string>{"--proc-type=secondary", "--file-prefix=fp",
+                                                      "--huge-dir=/mnt/huge", "--lcores=5@1,6@0", "--no-pci",
+                                                      "--no-telemetry", "--log-level=lib.eal:debug"}));
     auto detached = a.detach();
     EXPECT_TRUE(detached) << detached.error().message;
     EXPECT_FALSE(a.attached());
@@ -276,9 +277,9 @@ TEST(MgrClient, BadOptionsAreRefusedBeforeConnecting) {
 }
 
 TEST(MgrClient, OptionsFromLstackConf) {
-    auto config = conf::parse_lstack_config(
-        "host_addr=\"198.18.0.5\"\nnum_cpus=\"2,3\"\nunix_prefix=\"blue-\"\ndpdk_args=[\"--log-level=lib.eal:debug\"]\n",
-        "lstack.conf");
+    auto config = conf::parse_lstack_config("host_addr=\"198.18.0.5\"\nnum_cpus=\"2,3\"\nunix_prefix=\"blue-\"\ndpdk_"
+                                            "args=[\"--log-level=lib.eal:debug\"]\n",
+                                            "lstack.conf");
     ASSERT_TRUE(config) << config.error().message;
     const AttachOptions o = attach_options_from(*config);
     EXPECT_EQ(o.selector, proto::PortSelector::by_ipv4);

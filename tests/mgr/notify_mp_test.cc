@@ -125,7 +125,8 @@ TEST_F(Notify, ReadyAfterTheSocketListensThenWatchdogPingsThenStopping) {
     ASSERT_TRUE(notify.bound());
     std::optional<Child> mgr;
     {
-        ScopedEnv env({{"NOTIFY_SOCKET", dir_.path() + "/notify"}, {"WATCHDOG_USEC", "200000"}, {"WATCHDOG_PID", std::nullopt}});
+        ScopedEnv env(
+            {{"NOTIFY_SOCKET", dir_.path() + "/notify"}, {"WATCHDOG_USEC", "200000"}, {"WATCHDOG_PID", std::nullopt}});
         mgr.emplace(mgr_command(config_path_));
     }
     ASSERT_TRUE(mgr->running());

@@ -65,7 +65,8 @@ protected:
                                         std::chrono::milliseconds timeout = 10s) {
         const auto deadline = Clock::now() + timeout;
         while (Clock::now() < deadline) {
-            auto line = mgr_->expect(prefix, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+            auto line =
+                mgr_->expect(prefix, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
             if (!line) {
                 return std::nullopt;
             }
@@ -221,7 +222,9 @@ public:
     RawConnection& operator=(const RawConnection&) = delete;
 
     bool connected() const { return connected_; }
-    bool send_bytes(const void* data, std::size_t size) { return send(fd_, data, size, MSG_NOSIGNAL) == static_cast<ssize_t>(size); }
+    bool send_bytes(const void* data, std::size_t size) {
+        return send(fd_, data, size, MSG_NOSIGNAL) == static_cast<ssize_t>(size);
+    }
 
     // The ErrorReply the manager answered, if the next packet is one.
     std::optional<proto::ErrorReply> error_reply() {
@@ -275,7 +278,8 @@ TEST_F(Registration, MalformedMessagesGetEprotoOrEinvalAndTheConnectionIsClosed)
     const proto::DetachRequest detach;
     const std::vector<Case> cases = {
         {"garbage", {std::byte{1}, std::byte{2}, std::byte{3}}, EPROTO, "shorter than a header"},
-        {"version", bytes_of(bad_version, sizeof bad_version), EPROTO, "protocol version 2, this gazelle-mgr speaks version 1"},
+        {"version", bytes_of(bad_version, sizeof bad_version), EPROTO,
+         "protocol version 2, this gazelle-mgr speaks version 1"},
         {"size", bytes_of(request, sizeof request + 4), EPROTO, "attach request of 80 bytes, expected 76"},
         {"short", bytes_of(request, sizeof request - 6), EPROTO, "attach request of 70 bytes, expected 76"},
         {"reply type", bytes_of(reply_type, sizeof reply_type), EPROTO, "message type 2 is not a request"},
@@ -470,7 +474,8 @@ TEST_F(Registration, SigtermExitsCleanlyAndRemovesTheSocket) {
 TEST_F(Registration, TapPortIsUpBeforeReadyAndGoneAfterStop) {
     const std::string iface = "gzm" + std::to_string(getpid() % 100000);
     config_.ports = R"(ports = (
-    { name = "tap0"; type = "tap"; iface = ")" + iface + R"("; mac = "02:00:00:00:07:01"; ipv4 = "198.18.7.1";
+    { name = "tap0"; type = "tap"; iface = ")" +
+                    iface + R"("; mac = "02:00:00:00:07:01"; ipv4 = "198.18.7.1";
       netmask = "255.255.255.0"; queues = 2; rx_ring_size = 256; tx_ring_size = 256; }
 );
 )";
@@ -512,8 +517,10 @@ TEST_F(Registration, SecondManagerIsRefusedAndSurvivorsOfADeadOneBlockARestart) 
     other.socket = dir_.path() + "/other/mgr.sock";
     const std::string other_path = dir_.write("other.conf", other.text());
     Child same_prefix(mgr_command(other_path));
-    ASSERT_TRUE(same_prefix.expect("another DPDK primary (pid " + std::to_string(mgr_->pid()) + " 'gazelle-mgr') runs "
-                                   "with file prefix '" + config_.file_prefix + "'"))
+    ASSERT_TRUE(same_prefix.expect("another DPDK primary (pid " + std::to_string(mgr_->pid()) +
+                                   " 'gazelle-mgr') runs "
+                                   "with file prefix '" +
+                                   config_.file_prefix + "'"))
         << same_prefix.transcript();
     status = same_prefix.wait();
     ASSERT_TRUE(status);

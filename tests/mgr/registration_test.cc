@@ -21,8 +21,7 @@
 namespace gazelle::mgr {
 namespace {
 
-template <typename T>
-std::vector<std::byte> bytes(const T& value, std::size_t size = sizeof(T)) {
+template <typename T> std::vector<std::byte> bytes(const T& value, std::size_t size = sizeof(T)) {
     std::vector<std::byte> out(size);
     std::memcpy(out.data(), &value, std::min(size, sizeof value));
     return out;

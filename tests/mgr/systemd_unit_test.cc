@@ -84,7 +84,8 @@ protected:
             const fs::path target = root_.path() + program;
             std::error_code ec;
             fs::create_directories(target.parent_path(), ec);
-            const std::string source = program == "/usr/bin/gazelle-mgr" ? mgr_bin() : fs::canonical(program, ec).string();
+            const std::string source =
+                program == "/usr/bin/gazelle-mgr" ? mgr_bin() : fs::canonical(program, ec).string();
             ASSERT_FALSE(source.empty()) << program << " does not exist on this machine";
             fs::copy_file(source, target, fs::copy_options::overwrite_existing, ec);
             ASSERT_FALSE(ec) << "copying " << source << ": " << ec.message();
@@ -118,7 +119,8 @@ TEST_F(SystemdUnit, ShippedUnitsVerify) {
 TEST_F(SystemdUnit, VerifyCatchesABrokenUnit) {
     // The same check fails on a mistake, so a pass above means something.
     std::string mgr = slurp(source_path("conf/gazelle-mgr.service"));
-    mgr = std::regex_replace(mgr, std::regex("ExecStart=/usr/bin/gazelle-mgr"), "ExecStart=/usr/bin/gazelle-mgr-missing");
+    mgr =
+        std::regex_replace(mgr, std::regex("ExecStart=/usr/bin/gazelle-mgr"), "ExecStart=/usr/bin/gazelle-mgr-missing");
     std::ofstream(root_.path() + "/etc/systemd/system/gazelle-mgr.service") << mgr;
     install("gazelle-hugepages.service", slurp(source_path("conf/gazelle-hugepages.service")));
     const Verify v = verify("gazelle-mgr.service");
@@ -128,11 +130,11 @@ TEST_F(SystemdUnit, VerifyCatchesABrokenUnit) {
 
 TEST(SystemdUnitText, HasWhatTheDaemonReliesOn) {
     const std::string mgr = slurp(source_path("conf/gazelle-mgr.service"));
-    for (const char* setting : {"Type=notify", "NotifyAccess=main", "WatchdogSec=10s", "Restart=on-failure",
-                                "RuntimeDirectory=gazelle", "LimitMEMLOCK=infinity", "ProtectSystem=full",
-                                "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes",
-                                "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_PACKET AF_INET AF_INET6",
-                                "Requires=gazelle-hugepages.service"}) {
+    for (const char* setting :
+         {"Type=notify", "NotifyAccess=main", "WatchdogSec=10s", "Restart=on-failure", "RuntimeDirectory=gazelle",
+          "LimitMEMLOCK=infinity", "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes",
+          "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_PACKET AF_INET AF_INET6",
+          "Requires=gazelle-hugepages.service"}) {
         EXPECT_NE(mgr.find(std::string("\n") + setting + "\n"), std::string::npos) << setting;
     }
 }
