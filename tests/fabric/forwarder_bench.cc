@@ -44,13 +44,16 @@ std::uint32_t ip(const char* text) {
 
 struct World {
     std::unique_ptr<Fabric> fabric;
-    std::vector<rte_mbuf*> frames; // k_burst_max per flow group, reused
+    // Two frame sets, reused by every iteration: minimum-size frames and full 1514-byte frames
+    // (a copying forwarder pays for every byte; zero-copy forwarding does not).
+    std::array<std::vector<rte_mbuf*>, 2> frames;
     rte_ring* client_ring = nullptr;
 };
 World* g_world = nullptr;
 
-void build_frame(rte_mbuf* m, unsigned flow) {
-    constexpr std::uint16_t len = 14 + 20 + 8 + 18;
+constexpr std::array<std::uint16_t, 2> k_frame_len = {60, 1514};
+
+void build_frame(rte_mbuf* m, unsigned flow, std::uint16_t len) {
     auto* f = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, len));
     if (f == nullptr) {
         return;
@@ -58,7 +61,7 @@ void build_frame(rte_mbuf* m, unsigned flow) {
     std::memset(f, 0, len);
     f[12] = 0x08;
     f[14] = 0x45;
-    const std::uint16_t total = htons(20 + 8 + 18);
+    const std::uint16_t total = htons(static_cast<std::uint16_t>(len - 14));
     std::memcpy(f + 16, &total, 2);
     f[23] = 17;
     const std::uint32_t src = ip(k_ip_b), dst = ip(k_ip_a);
@@ -88,8 +91,9 @@ void own_all(QueueSlot owner) {
     }
 }
 
-std::span<rte_mbuf* const> burst_at(unsigned i) {
-    return {g_world->frames.data() + (i % (k_flows / k_burst_max)) * k_burst_max, k_burst_max};
+std::span<rte_mbuf* const> burst_at(benchmark::State& state, unsigned i) {
+    const auto& set = g_world->frames[static_cast<std::size_t>(state.range(0))];
+    return {set.data() + (i % (k_flows / k_burst_max)) * k_burst_max, k_burst_max};
 }
 
 void BM_ForwardLocal(benchmark::State& state) {
@@ -100,7 +104,7 @@ void BM_ForwardLocal(benchmark::State& state) {
     std::array<rte_mbuf*, k_burst_max> local, none;
     unsigned i = 0;
     for (auto _ : state) {
-        const ForwardSplit s = fwd.forward_burst(burst_at(i++), local, none);
+        const ForwardSplit s = fwd.forward_burst(burst_at(state, i++), local, none);
         benchmark::DoNotOptimize(s);
         fwd.end_of_poll();
     }
@@ -118,7 +122,7 @@ void BM_ForwardMissteered(benchmark::State& state) {
     std::array<rte_mbuf*, k_burst_max> local, none, got;
     unsigned i = 0;
     for (auto _ : state) {
-        const ForwardSplit s = rx_side.forward_burst(burst_at(i++), local, none);
+        const ForwardSplit s = rx_side.forward_burst(burst_at(state, i++), local, none);
         benchmark::DoNotOptimize(s);
         unsigned n = 0;
         while (n < k_burst_max) { // the owner takes them (same core here: per-core cost of both)
@@ -142,7 +146,7 @@ void BM_LtranModel(benchmark::State& state) {
     std::array<rte_mbuf*, k_burst_max> copies, got;
     unsigned i = 0;
     for (auto _ : state) {
-        const auto rx = burst_at(i++);
+        const auto rx = burst_at(state, i++);
         // Central thread: parse, look up, copy each packet into the client's memory, enqueue.
         for (unsigned j = 0; j < k_burst_max; ++j) {
             const std::uint8_t* p = rte_pktmbuf_mtod(rx[j], const std::uint8_t*);
@@ -175,9 +179,9 @@ void BM_LtranModel(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * k_burst_max);
 }
 
-BENCHMARK(BM_ForwardLocal);
-BENCHMARK(BM_ForwardMissteered);
-BENCHMARK(BM_LtranModel);
+BENCHMARK(BM_ForwardLocal)->Arg(0)->Arg(1);
+BENCHMARK(BM_ForwardMissteered)->Arg(0)->Arg(1);
+BENCHMARK(BM_LtranModel)->Arg(0)->Arg(1);
 
 // Collects ns/packet per benchmark for the ratio table.
 class RatioReporter : public benchmark::ConsoleReporter {
@@ -190,16 +194,21 @@ public:
         }
     }
     void print_ratios() const {
-        const double local = ns_.at("BM_ForwardLocal");
-        const double miss = ns_.at("BM_ForwardMissteered");
-        const double ltran = ns_.at("BM_LtranModel");
-        std::printf("\nfigure                                   ns/packet   baseline    ratio\n");
-        std::printf("classify+deliver local (fabric)          %9.1f\n", local);
-        std::printf("forward mis-steered, both sides (fabric) %9.1f  %9.1f  %6.2fx faster than ltran model\n",
-                    miss, ltran, ltran / miss);
-        std::printf("ltran model (central rx+lookup+copy+ring) %8.1f\n", ltran);
-        std::printf("mis-steering penalty vs local            %9.1f  %9.1f  %6.2fx\n", miss, local, miss / local);
-        std::printf("cores: fabric 0 extra (runs in the receiving stack); ltran model 1 dedicated core or more\n");
+        std::printf("\nfigure                                        ns/packet   baseline    ratio\n");
+        for (unsigned size = 0; size < k_frame_len.size(); ++size) {
+            const std::string arg = "/" + std::to_string(size);
+            const double local = ns_.at("BM_ForwardLocal" + arg);
+            const double miss = ns_.at("BM_ForwardMissteered" + arg);
+            const double ltran = ns_.at("BM_LtranModel" + arg);
+            const unsigned len = k_frame_len[size];
+            std::printf("deliver local, %4u B frames (fabric)          %9.1f\n", len, local);
+            std::printf("forward mis-steered, %4u B (fabric, both ends)%9.1f  %9.1f  %6.2fx ltran-model cost\n", len,
+                        miss, ltran, ltran / miss);
+            std::printf("mis-steering penalty, %4u B                    %9.1f  %9.1f  %6.2fx\n", len, miss, local,
+                        miss / local);
+        }
+        std::printf("cores: fabric 0 extra (runs in the receiving stack); ltran model: 1 dedicated core at least,\n"
+                    "       and every packet of every app crosses it (the per-core figures above are for one core)\n");
     }
 
 private:
@@ -260,17 +269,21 @@ int main(int argc, char** argv) {
             (void)world.fabric->claim_queue(s, getpid(), static_cast<std::uint16_t>(s));
         }
         world.client_ring = rte_ring_create("bench_client", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-        world.frames.resize(k_flows);
-        for (unsigned f = 0; f < k_flows; ++f) {
-            world.frames[f] = rte_pktmbuf_alloc(world.fabric->pool(0));
-            build_frame(world.frames[f], f);
+        for (unsigned size = 0; size < k_frame_len.size(); ++size) {
+            world.frames[size].resize(k_flows);
+            for (unsigned f = 0; f < k_flows; ++f) {
+                world.frames[size][f] = rte_pktmbuf_alloc(world.fabric->pool(0));
+                build_frame(world.frames[size][f], f, k_frame_len[size]);
+            }
         }
         int bargc = static_cast<int>(args.size());
         benchmark::Initialize(&bargc, args.data());
         RatioReporter reporter;
         benchmark::RunSpecifiedBenchmarks(&reporter);
         reporter.print_ratios();
-        rte_pktmbuf_free_bulk(world.frames.data(), static_cast<unsigned>(world.frames.size()));
+        for (auto& set : world.frames) {
+            rte_pktmbuf_free_bulk(set.data(), static_cast<unsigned>(set.size()));
+        }
         rte_ring_free(world.client_ring);
         g_world = nullptr;
     }
