@@ -21,8 +21,12 @@
 
 namespace gazelle::mgr {
 
-void BusDeleter::operator()(sd_bus* bus) const { (void)sd_bus_flush_close_unref(bus); }
-void BusSlotDeleter::operator()(sd_bus_slot* slot) const { (void)sd_bus_slot_unref(slot); }
+void BusDeleter::operator()(sd_bus* bus) const {
+    (void)sd_bus_flush_close_unref(bus);
+}
+void BusSlotDeleter::operator()(sd_bus_slot* slot) const {
+    (void)sd_bus_slot_unref(slot);
+}
 
 namespace {
 
@@ -80,8 +84,7 @@ class Writer {
 public:
     explicit Writer(sd_bus_message* m) : m_(m) {}
 
-    template <typename... Args>
-    Writer& add(const char* types, Args... args) {
+    template <typename... Args> Writer& add(const char* types, Args... args) {
         if (r_ >= 0) {
             r_ = sd_bus_message_append(m_, types, args...);
         }
@@ -211,8 +214,7 @@ int reply(sd_bus_message* call, sd_bus_error* error, const std::function<void(Wr
 }
 
 // Runs a handler body, turning anything thrown (allocation failures) into an error reply.
-template <typename Fn>
-int guarded(sd_bus_error* error, Fn&& body) noexcept {
+template <typename Fn> int guarded(sd_bus_error* error, Fn&& body) noexcept {
     try {
         return body();
     } catch (const std::bad_alloc&) {
@@ -224,8 +226,8 @@ int guarded(sd_bus_error* error, Fn&& body) noexcept {
 
 // Effective uid of the caller (the bus daemon's view of the connection; /proc when it gives none).
 int sender_euid(sd_bus_message* m, uid_t& euid) {
-    for (const std::uint64_t mask : {std::uint64_t{SD_BUS_CREDS_EUID},
-                                     std::uint64_t{SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT}}) {
+    for (const std::uint64_t mask :
+         {std::uint64_t{SD_BUS_CREDS_EUID}, std::uint64_t{SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT}}) {
         sd_bus_creds* raw = nullptr;
         int r = sd_bus_query_sender_creds(m, mask, &raw);
         if (r < 0) {
@@ -314,8 +316,7 @@ struct Bus::Handlers {
                         .str(ipv4_name(k.remote_ip))
                         .add("q", ntohs(k.remote_port))
                         .add("qutu", listener ? fabric::k_no_queue : rule.hit.slot, listener ? 0u : rule.hit.epoch,
-                             listener ? rule.hit.mask : std::uint64_t{0},
-                             listener ? 0u : slots.pid_of(rule.hit.slot))
+                             listener ? rule.hit.mask : std::uint64_t{0}, listener ? 0u : slots.pid_of(rule.hit.slot))
                         .close();
                 }
                 w.close();
@@ -388,11 +389,10 @@ struct Bus::Handlers {
                         .add("q", q.slot)
                         .str(slots.port_of(q.slot))
                         .add("u", slots.pid_of(q.slot))
-                        .add("tttttttt", c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes,
-                             c.forwarded_out, c.forwarded_in, c.arp_fanout, c.local)
-                        .add("tttttttt", c.drop_inbox_full, c.drop_no_owner, c.drop_owner_gone,
-                             c.drop_malformed, c.drop_tx_full, c.drop_alloc_failed,
-                             c.drop_table_full, c.connections)
+                        .add("tttttttt", c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.forwarded_out,
+                             c.forwarded_in, c.arp_fanout, c.local)
+                        .add("tttttttt", c.drop_inbox_full, c.drop_no_owner, c.drop_owner_gone, c.drop_malformed,
+                             c.drop_tx_full, c.drop_alloc_failed, c.drop_table_full, c.connections)
                         .close();
                 }
                 const fabric::FlowTableStats& f = stats.flows;
@@ -447,15 +447,14 @@ struct Bus::Handlers {
             r = sender_euid(m, euid);
             if (r < 0) {
                 log_warning("Failed to query the credentials of '%s' for Reclaim(%u): %s",
-                         sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?", pid, std::strerror(-r));
+                            sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?", pid, std::strerror(-r));
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Reclaim needs root; the caller's uid could not be determined (%s)",
                                          std::strerror(-r));
             }
             if (euid != 0) {
-                log_notice("Refused Reclaim(%u) from uid %u ('%s'): needs root", pid,
-                         static_cast<unsigned>(euid),
-                         sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?");
+                log_notice("Refused Reclaim(%u) from uid %u ('%s'): needs root", pid, static_cast<unsigned>(euid),
+                           sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?");
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Reclaim needs root (caller uid %u)",
                                          static_cast<unsigned>(euid));
             }
@@ -533,8 +532,8 @@ struct Bus::Handlers {
                     bus.address_.c_str(), static_cast<long long>(k_bus_reconnect_interval.count()));
         bus.set_name_state(NameState::disconnected);
         if (!bus.reconnect_timer_) {
-            auto timer = add_periodic_timer(bus.event_, k_bus_reconnect_interval, [&bus] { reconnect(bus); },
-                                            "bus reconnection");
+            auto timer = add_periodic_timer(
+                bus.event_, k_bus_reconnect_interval, [&bus] { reconnect(bus); }, "bus reconnection");
             if (timer) {
                 bus.reconnect_timer_ = std::move(*timer);
             } else {
@@ -572,8 +571,8 @@ const sd_bus_vtable k_vtable[] = {
     SD_BUS_PROPERTY("MaxQueues", "u", Bus::Handlers::get_property, 0, k_const),
     SD_BUS_METHOD_WITH_NAMES("ListApps", "", "", "a(uussa(qu)aqt)", SD_BUS_PARAM(apps), Bus::Handlers::list_apps,
                              k_read_only),
-    SD_BUS_METHOD_WITH_NAMES("ListQueues", "", "", "a(qsqsuuqtb)", SD_BUS_PARAM(queues),
-                             Bus::Handlers::list_queues, k_read_only),
+    SD_BUS_METHOD_WITH_NAMES("ListQueues", "", "", "a(qsqsuuqtb)", SD_BUS_PARAM(queues), Bus::Handlers::list_queues,
+                             k_read_only),
     SD_BUS_METHOD_WITH_NAMES("ListRules", "s", SD_BUS_PARAM(filter), "a(sssqsqqutu)", SD_BUS_PARAM(rules),
                              Bus::Handlers::list_rules, k_read_only),
     SD_BUS_METHOD_WITH_NAMES("ListConnections", "", "", "a(usa(qssqsq))", SD_BUS_PARAM(apps),
@@ -658,8 +657,8 @@ Result<void> Bus::connect() {
     BusPtr bus = std::move(*connection);
     int r = sd_bus_attach_event(bus.get(), event_, SD_EVENT_PRIORITY_NORMAL);
     if (r < 0) {
-        return make_error(-r, "Failed to attach the connection to " + address_ + " to the event loop: " +
-                                  std::strerror(-r));
+        return make_error(-r, "Failed to attach the connection to " + address_ +
+                                  " to the event loop: " + std::strerror(-r));
     }
     sd_bus_slot* slot = nullptr;
     r = sd_bus_add_object_vtable(bus.get(), &slot, k_bus_path, k_bus_interface, k_vtable, this);
@@ -724,7 +723,7 @@ void Bus::emit_app_attached(const AppRecord& app) {
     }
     if (r < 0) {
         log_warning("Failed to emit AppAttached for pid %d: %s, ignoring", static_cast<int>(app.pid),
-                 std::strerror(-r));
+                    std::strerror(-r));
     }
 }
 
@@ -741,7 +740,7 @@ void Bus::emit_app_gone(const AppGone& gone) {
     }
     if (r < 0) {
         log_warning("Failed to emit %s for pid %d: %s, ignoring", member, static_cast<int>(gone.app.pid),
-                 std::strerror(-r));
+                    std::strerror(-r));
     }
 }
 

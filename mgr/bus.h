@@ -56,8 +56,7 @@ public:
     // Connects to `address_or_kind` (see open_bus), attaches to `event`, registers the object and
     // requests the name. `backend` must outlive the Bus.
     // Errors: open_bus()'s, and sd-bus's for attaching, registering or requesting the name.
-    static Result<std::unique_ptr<Bus>> start(BusBackend& backend, sd_event* event,
-                                              const std::string& address_or_kind);
+    static Result<std::unique_ptr<Bus>> start(BusBackend& backend, sd_event* event, const std::string& address_or_kind);
     ~Bus();
     Bus(const Bus&) = delete;
     Bus& operator=(const Bus&) = delete;
@@ -85,12 +84,12 @@ private:
     void disconnect();
     void set_name_state(NameState state);
 
-    std::function<void()> unhook_;               // start_bus(): resets the Manager's observers
-    std::unique_ptr<BusBackend> owned_backend_;  // start_bus(): the ManagerBackend
+    std::function<void()> unhook_;              // start_bus(): resets the Manager's observers
+    std::unique_ptr<BusBackend> owned_backend_; // start_bus(): the ManagerBackend
     BusBackend& backend_;
     sd_event* event_;
     std::string address_or_kind_;
-    std::string address_;                        // for log lines: "the system bus", "bus 'unix:...'"
+    std::string address_; // for log lines: "the system bus", "bus 'unix:...'"
     BusPtr bus_;
     BusSlotPtr object_slot_;
     BusSlotPtr name_slot_;

@@ -11,8 +11,8 @@
 
 #include <rte_malloc.h>
 #include <rte_memory.h>
-#include <rte_memzone.h>
 #include <rte_mempool.h>
+#include <rte_memzone.h>
 
 #include "conf/net_address.h"
 #include "mgr/bus.h"
@@ -25,7 +25,9 @@
 namespace gazelle::mgr {
 namespace {
 
-std::uint64_t load(const std::uint64_t& counter) { return __atomic_load_n(&counter, __ATOMIC_RELAXED); }
+std::uint64_t load(const std::uint64_t& counter) {
+    return __atomic_load_n(&counter, __ATOMIC_RELAXED);
+}
 
 // A field-by-field relaxed read of counters the owning stack keeps writing.
 fabric::QueueStats snapshot(const fabric::QueueStats& c) {
@@ -55,7 +57,9 @@ std::string mac_name(const std::uint8_t (&mac)[6]) {
     return text;
 }
 
-std::string fixed_string(const char* text, std::size_t size) { return std::string(text, strnlen(text, size)); }
+std::string fixed_string(const char* text, std::size_t size) {
+    return std::string(text, strnlen(text, size));
+}
 
 // HugePages_Total / HugePages_Free / Hugepagesize of /proc/meminfo.
 void read_meminfo(HugepageInfo& h) {
@@ -152,7 +156,8 @@ public:
         StatsSnapshot s;
         timespec now{};
         clock_gettime(CLOCK_MONOTONIC, &now);
-        s.timestamp_usec = static_cast<std::uint64_t>(now.tv_sec) * 1000000u + static_cast<std::uint64_t>(now.tv_nsec) / 1000u;
+        s.timestamp_usec =
+            static_cast<std::uint64_t>(now.tv_sec) * 1000000u + static_cast<std::uint64_t>(now.tv_nsec) / 1000u;
         for (fabric::QueueSlot slot = 0; slot < fabric.registry().nb_slots() && slot < fabric::k_max_queues; ++slot) {
             s.queues.push_back(SlotStats{slot, snapshot(fabric.registry().stats(slot))});
         }
@@ -223,7 +228,9 @@ private:
 
 } // namespace
 
-std::unique_ptr<BusBackend> make_manager_backend(Manager& manager) { return std::make_unique<ManagerBackend>(manager); }
+std::unique_ptr<BusBackend> make_manager_backend(Manager& manager) {
+    return std::make_unique<ManagerBackend>(manager);
+}
 
 Result<std::unique_ptr<Bus>> start_bus(Manager& manager, const std::string& address_or_kind) {
     auto backend = make_manager_backend(manager);

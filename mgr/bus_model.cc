@@ -26,8 +26,7 @@ std::string quote(std::string_view text) {
     return "'" + out + "'";
 }
 
-template <typename T>
-std::optional<T> parse_number(std::string_view text, T max) {
+template <typename T> std::optional<T> parse_number(std::string_view text, T max) {
     std::uint64_t value = 0;
     const char* end = text.data() + text.size();
     const auto [ptr, ec] = std::from_chars(text.data(), end, value);
@@ -41,15 +40,18 @@ Error bad_term(std::string_view term, const std::string& why) {
     return make_error(EINVAL, "bad filter term " + quote(term) + ": " + why);
 }
 
-bool is_separator(char c) { return c == ' ' || c == ',' || c == '\t'; }
+bool is_separator(char c) {
+    return c == ' ' || c == ',' || c == '\t';
+}
 
-bool has_slot(std::uint64_t mask, unsigned slot) { return slot < 64 && ((mask >> slot) & 1u) != 0; }
+bool has_slot(std::uint64_t mask, unsigned slot) {
+    return slot < 64 && ((mask >> slot) & 1u) != 0;
+}
 
 } // namespace
 
 bool RuleFilter::empty() const {
-    return !pid && !slot && !port && !local_port && !remote_port && !ip && !local_ip && !remote_ip && !proto &&
-           !kind;
+    return !pid && !slot && !port && !local_port && !remote_port && !ip && !local_ip && !remote_ip && !proto && !kind;
 }
 
 Result<RuleFilter> parse_rule_filter(std::string_view text) {
@@ -208,7 +210,9 @@ std::string proto_name(std::uint8_t proto) {
     }
 }
 
-std::string ipv4_name(std::uint32_t network_order) { return conf::to_string(conf::Ipv4{ntohl(network_order)}); }
+std::string ipv4_name(std::uint32_t network_order) {
+    return conf::to_string(conf::Ipv4{ntohl(network_order)});
+}
 
 const char* app_end_name(AppEnd end) {
     switch (end) {
@@ -224,6 +228,8 @@ const char* app_end_name(AppEnd end) {
     return "exited";
 }
 
-bool is_crash(AppEnd end) { return end != AppEnd::detached; }
+bool is_crash(AppEnd end) {
+    return end != AppEnd::detached;
+}
 
 } // namespace gazelle::mgr

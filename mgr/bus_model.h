@@ -40,9 +40,9 @@ inline constexpr std::size_t k_max_filter_bytes = 1024;
 // One port, as the Ports property shows it.
 struct PortInfo {
     std::string name;
-    std::string type;         // "user-veth", "tap", "pci" (conf::to_string(PortType)) or "ethdev"
-    std::string mac;          // "02:00:00:00:00:01"
-    std::string address;      // "198.18.0.1/24"
+    std::string type;    // "user-veth", "tap", "pci" (conf::to_string(PortType)) or "ethdev"
+    std::string mac;     // "02:00:00:00:00:01"
+    std::string address; // "198.18.0.1/24"
     fabric::QueueSlot first_slot = 0;
     std::uint16_t queues = 0;
 };
@@ -59,7 +59,7 @@ struct BusProperties {
 // One entry of the queue table (fabric::QueueEntry, read once).
 struct QueueInfo {
     fabric::QueueSlot slot = 0;
-    unsigned port = 0;        // index into BusProperties::ports
+    unsigned port = 0; // index into BusProperties::ports
     std::uint16_t hw_queue = 0;
     fabric::QueueState state = fabric::QueueState::free;
     std::int32_t owner_pid = 0;
@@ -85,11 +85,11 @@ struct StatsSnapshot {
 struct PoolInfo {
     std::string name;
     fabric::QueueSlot slot = fabric::k_no_queue;
-    unsigned size = 0;          // mbufs
-    unsigned available = 0;     // in the ring and every lcore cache
+    unsigned size = 0;      // mbufs
+    unsigned available = 0; // in the ring and every lcore cache
     unsigned in_use = 0;
-    unsigned element_size = 0;  // bytes per mbuf: object header + mbuf + private area + data room
-    std::uint64_t bytes = 0;    // hugepage memory the pool's objects occupy
+    unsigned element_size = 0; // bytes per mbuf: object header + mbuf + private area + data room
+    std::uint64_t bytes = 0;   // hugepage memory the pool's objects occupy
 };
 
 struct MemzoneInfo {
@@ -98,11 +98,11 @@ struct MemzoneInfo {
 };
 
 struct HugepageInfo {
-    std::uint64_t page_size = 0;       // bytes
-    std::uint64_t mapped = 0;          // hugepage memory DPDK holds for the fabric (all processes)
-    std::uint64_t heap_allocated = 0;  // of that, allocated (memzones, pools, rte_malloc)
-    std::uint64_t heap_free = 0;       // of that, free in DPDK's heaps
-    std::uint64_t system_total = 0;    // the host's hugepages of page_size (/proc/meminfo)
+    std::uint64_t page_size = 0;      // bytes
+    std::uint64_t mapped = 0;         // hugepage memory DPDK holds for the fabric (all processes)
+    std::uint64_t heap_allocated = 0; // of that, allocated (memzones, pools, rte_malloc)
+    std::uint64_t heap_free = 0;      // of that, free in DPDK's heaps
+    std::uint64_t system_total = 0;   // the host's hugepages of page_size (/proc/meminfo)
     std::uint64_t system_free = 0;
 };
 
@@ -142,7 +142,7 @@ struct RuleFilter {
     std::optional<std::uint16_t> port;
     std::optional<std::uint16_t> local_port;
     std::optional<std::uint16_t> remote_port;
-    std::optional<std::uint32_t> ip;        // host byte order
+    std::optional<std::uint32_t> ip; // host byte order
     std::optional<std::uint32_t> local_ip;
     std::optional<std::uint32_t> remote_ip;
     std::optional<std::uint8_t> proto;

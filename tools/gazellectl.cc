@@ -101,7 +101,9 @@ private:
 };
 
 volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_interrupt(int) { g_interrupted = 1; }
+extern "C" void on_interrupt(int) {
+    g_interrupted = 1;
+}
 
 // --- options ---------------------------------------------------------------------------------
 
@@ -401,14 +403,12 @@ public:
         return *this;
     }
     template <typename T>
-        requires std::is_integral_v<T>
-    Json& value(T n) {
+    requires std::is_integral_v<T> Json& value(T n) {
         comma();
         out_ << +n;
         return *this;
     }
-    template <typename T>
-    Json& field(std::string_view k, const T& v) {
+    template <typename T> Json& field(std::string_view k, const T& v) {
         key(k);
         return value(v);
     }
@@ -480,8 +480,7 @@ class Reader {
 public:
     explicit Reader(sd_bus_message* m) : m_(m) {}
 
-    template <typename... Args>
-    bool read(const char* types, Args*... args) {
+    template <typename... Args> bool read(const char* types, Args*... args) {
         if (r_ < 0) {
             return false;
         }
@@ -495,8 +494,7 @@ public:
         const char* s = nullptr;
         return read("s", &s) && s ? std::string(s) : std::string();
     }
-    template <typename T>
-    T num(const char* type) {
+    template <typename T> T num(const char* type) {
         T v{};
         read(type, &v);
         return v;
@@ -611,10 +609,10 @@ struct AppConnections {
 };
 
 // Field names and order of GetStats' queue struct after (slot, port, pid).
-constexpr const char* k_counter_names[] = {
-    "rx_packets",      "rx_bytes",      "tx_packets",      "tx_bytes",       "forwarded_out",  "forwarded_in",
-    "arp_fanout",      "local",         "drop_inbox_full", "drop_no_owner",  "drop_owner_gone", "drop_malformed",
-    "drop_tx_full",    "drop_alloc_failed", "drop_table_full", "connections"};
+constexpr const char* k_counter_names[] = {"rx_packets",      "rx_bytes",          "tx_packets",      "tx_bytes",
+                                           "forwarded_out",   "forwarded_in",      "arp_fanout",      "local",
+                                           "drop_inbox_full", "drop_no_owner",     "drop_owner_gone", "drop_malformed",
+                                           "drop_tx_full",    "drop_alloc_failed", "drop_table_full", "connections"};
 constexpr std::size_t k_counters = std::size(k_counter_names);
 constexpr std::size_t k_first_drop = 8;
 constexpr std::size_t k_drop_counters = 7;
@@ -634,10 +632,19 @@ struct QueueStats {
     }
 };
 
-constexpr const char* k_flow_counter_names[] = {
-    "adds",           "add_existing",    "add_failed_exists", "add_failed_full",   "deletes",
-    "delete_failed_busy", "freed",       "listener_joins",    "listener_leaves",   "listener_creates",
-    "listener_reopened", "listener_join_raced", "pending_free"};
+constexpr const char* k_flow_counter_names[] = {"adds",
+                                                "add_existing",
+                                                "add_failed_exists",
+                                                "add_failed_full",
+                                                "deletes",
+                                                "delete_failed_busy",
+                                                "freed",
+                                                "listener_joins",
+                                                "listener_leaves",
+                                                "listener_creates",
+                                                "listener_reopened",
+                                                "listener_join_raced",
+                                                "pending_free"};
 constexpr std::size_t k_flow_counters = std::size(k_flow_counter_names);
 
 struct Stats {
@@ -915,8 +922,8 @@ public:
     MessagePtr property(const char* name, const char* type, int& status) {
         BusError error;
         sd_bus_message* reply = nullptr;
-        const int r = sd_bus_get_property(bus_.get(), k_bus_name, k_bus_path, k_bus_interface, name, error.get(),
-                                          &reply, type);
+        const int r =
+            sd_bus_get_property(bus_.get(), k_bus_name, k_bus_path, k_bus_interface, name, error.get(), &reply, type);
         if (r >= 0) {
             status = k_exit_ok;
             return MessagePtr(reply);
@@ -965,8 +972,8 @@ private:
                       << " (is it another version?): " << error.message() << "\n";
             return k_exit_failure;
         }
-        std::cerr << "gazellectl: " << member << " failed: "
-                  << (error.message().empty() ? std::strerror(-r) : error.message())
+        std::cerr << "gazellectl: " << member
+                  << " failed: " << (error.message().empty() ? std::strerror(-r) : error.message())
                   << (error.name().empty() ? "" : " (" + error.name() + ")") << "\n";
         return k_exit_failure;
     }
@@ -1022,7 +1029,8 @@ int show_apps(Client& client, const Options& o) {
              {"AGE", Table::right}});
     for (const App& a : apps) {
         t.add({std::to_string(a.pid), std::to_string(a.uid), a.program.empty() ? "-" : a.program, a.port,
-               join<QueueRef>(a.queues, [](const QueueRef& q) { return std::to_string(q.slot) + ":" + std::to_string(q.epoch); }),
+               join<QueueRef>(a.queues,
+                              [](const QueueRef& q) { return std::to_string(q.slot) + ":" + std::to_string(q.epoch); }),
                join<std::uint16_t>(a.lcores, [](const std::uint16_t& l) { return std::to_string(l); }),
                local_time(a.attached_usec), age(a.attached_usec)});
     }
@@ -1104,7 +1112,9 @@ int show_queues(Client& client, const Options& o) {
 
 // --- show rules / conns --------------------------------------------------------------------------
 
-std::string endpoint(const std::string& ip, std::uint16_t port) { return ip + ":" + std::to_string(port); }
+std::string endpoint(const std::string& ip, std::uint16_t port) {
+    return ip + ":" + std::to_string(port);
+}
 
 int show_rules(Client& client, const Options& o, const std::string& filter) {
     int status = 0;
@@ -1164,10 +1174,10 @@ int show_rules(Client& client, const Options& o, const std::string& filter) {
     for (const Rule& x : rules) {
         const bool listener = x.kind == "listener";
         connections += listener ? 0u : 1u;
-        t.add({x.kind, x.proto, endpoint(x.local_ip, x.local_port),
-               listener ? "-" : endpoint(x.remote_ip, x.remote_port),
-               listener || x.slot == k_no_queue ? "-" : std::to_string(x.slot), listener ? "-" : std::to_string(x.epoch),
-               listener || x.pid == 0 ? "-" : std::to_string(x.pid), listener ? slots_of_mask(x.listeners) : "-"});
+        t.add(
+            {x.kind, x.proto, endpoint(x.local_ip, x.local_port), listener ? "-" : endpoint(x.remote_ip, x.remote_port),
+             listener || x.slot == k_no_queue ? "-" : std::to_string(x.slot), listener ? "-" : std::to_string(x.epoch),
+             listener || x.pid == 0 ? "-" : std::to_string(x.pid), listener ? slots_of_mask(x.listeners) : "-"});
     }
     t.print(std::cout);
     std::cout << plural(rules.size(), "rule", "rules") << ": " << plural(connections, "connection", "connections")
@@ -1341,7 +1351,8 @@ void print_rates(const Stats& now, const Stats& before, double seconds, bool jso
         return;
     }
     char header[96];
-    std::snprintf(header, sizeof header, "%s  rates over %.2f s\n", local_time(static_cast<std::uint64_t>(std::time(nullptr)) * 1000000u).c_str(), seconds);
+    std::snprintf(header, sizeof header, "%s  rates over %.2f s\n",
+                  local_time(static_cast<std::uint64_t>(std::time(nullptr)) * 1000000u).c_str(), seconds);
     std::cout << header;
     Table t({{"SLOT", Table::right},
              {"PORT"},
@@ -1520,7 +1531,8 @@ int show_memory(Client& client, const Options& o) {
                    percent(p.in_use, p.size), std::to_string(p.element_size) + " B", human_bytes(p.bytes)});
     }
     pools.add_footer({"", "", "total", std::to_string(total), std::to_string(in_use),
-                      std::to_string(total - std::min(total, in_use)), bar(static_cast<double>(in_use), static_cast<double>(total)),
+                      std::to_string(total - std::min(total, in_use)),
+                      bar(static_cast<double>(in_use), static_cast<double>(total)),
                       percent(static_cast<double>(in_use), static_cast<double>(total)), "", human_bytes(pool_bytes)});
     pools.print(std::cout);
 
@@ -1554,8 +1566,10 @@ int show_memory(Client& client, const Options& o) {
     huge.add({"of which allocated", human_bytes(m.heap_allocated), "", "", ""});
     huge.add({"of which free (heap)", human_bytes(m.heap_free), "", "", ""});
     huge.add({"system total", human_bytes(m.system_total), page_count(m.system_total),
-              bar(static_cast<double>(m.system_total - std::min(m.system_total, m.system_free)), static_cast<double>(m.system_total)),
-              percent(static_cast<double>(m.system_total - std::min(m.system_total, m.system_free)), static_cast<double>(m.system_total))});
+              bar(static_cast<double>(m.system_total - std::min(m.system_total, m.system_free)),
+                  static_cast<double>(m.system_total)),
+              percent(static_cast<double>(m.system_total - std::min(m.system_total, m.system_free)),
+                      static_cast<double>(m.system_total))});
     huge.add({"system free", human_bytes(m.system_free), page_count(m.system_free), "", ""});
     huge.print(std::cout);
     std::cout << "\nThe fabric needs " << pages << " hugepages of " << human_bytes(m.page_size) << " ("

@@ -53,8 +53,9 @@ int hold(const Attachment& attachment) {
     const OwnerTag me = OwnerTag::of(slot, epoch);
     unsigned rules = 0;
     for (unsigned i = 0; i < k_rules; ++i) {
-        const FlowKey key = FlowKey::connection(IPPROTO_TCP, htonl(0xc6120001u), htons(static_cast<std::uint16_t>(5000 + i)),
-                                                htonl(0xc6120009u), htons(40000));
+        const FlowKey key =
+            FlowKey::connection(IPPROTO_TCP, htonl(0xc6120001u), htons(static_cast<std::uint16_t>(5000 + i)),
+                                htonl(0xc6120009u), htons(40000));
         rules += f.flows().add_connection(key, flow_hash(key), slot, epoch) == 0 ? 1u : 0u;
     }
     const int listener = f.flows().add_listener(IPPROTO_TCP, 0, htons(7000), slot, epoch);

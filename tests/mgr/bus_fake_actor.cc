@@ -83,7 +83,8 @@ std::string handle(Actor& a, const std::string& line) {
         if (a.backend.app_map().count(static_cast<pid_t>(pid)) == 0) {
             return "ERR no app " + std::to_string(pid);
         }
-        a.bus->emit_app_gone(end_app(a, static_cast<pid_t>(pid), command == "crash" ? AppEnd::exited : AppEnd::detached));
+        a.bus->emit_app_gone(
+            end_app(a, static_cast<pid_t>(pid), command == "crash" ? AppEnd::exited : AppEnd::detached));
         return "OK " + command;
     }
     if (command == "quit") {
@@ -146,8 +147,8 @@ int main(int argc, char** argv) {
     a.bus = std::move(*bus);
     a.bus->on_name = [](Bus::NameState state) {
         std::printf("%s\n", state == Bus::NameState::owned          ? "READY"
-                             : state == Bus::NameState::disconnected ? "DISCONNECTED"
-                                                                     : "REFUSED");
+                            : state == Bus::NameState::disconnected ? "DISCONNECTED"
+                                                                    : "REFUSED");
     };
     a.backend.on_reclaimed = [&a](const AppGone& gone) { a.bus->emit_app_gone(gone); };
     if (sd_event_add_io(a.event, nullptr, STDIN_FILENO, EPOLLIN, on_stdin, &a) < 0) {

@@ -102,7 +102,8 @@ public:
         const auto conn = [&](std::uint8_t proto, std::uint16_t lport, std::uint16_t rport, fabric::QueueSlot slot,
                               fabric::Epoch epoch) {
             fabric::FlowRule r;
-            r.key = fabric::FlowKey::connection(proto, ip(198, 18, 0, 1), htons(lport), ip(198, 18, 0, 2), htons(rport));
+            r.key =
+                fabric::FlowKey::connection(proto, ip(198, 18, 0, 1), htons(lport), ip(198, 18, 0, 2), htons(rport));
             r.hit.kind = fabric::FlowHitKind::connection;
             r.hit.slot = slot;
             r.hit.epoch = epoch;
@@ -116,9 +117,12 @@ public:
             return r;
         };
         return std::vector<fabric::FlowRule>{
-            conn(IPPROTO_TCP, 6379, 40001, 0, 3), conn(IPPROTO_UDP, 53, 40002, 1, 4),
-            conn(IPPROTO_TCP, 80, 40000, 2, 1),   conn(IPPROTO_TCP, 8080, 40003, 5, 6),
-            listen(0, 80, 1u << 2),               listen(ip(198, 18, 0, 1), 6379, 0x3),
+            conn(IPPROTO_TCP, 6379, 40001, 0, 3),
+            conn(IPPROTO_UDP, 53, 40002, 1, 4),
+            conn(IPPROTO_TCP, 80, 40000, 2, 1),
+            conn(IPPROTO_TCP, 8080, 40003, 5, 6),
+            listen(0, 80, 1u << 2),
+            listen(ip(198, 18, 0, 1), 6379, 0x3),
         };
     }
 

@@ -96,8 +96,8 @@ TEST_F(BusMpTest, EveryMethodReturnsSaneData) {
 
     // Version is the daemon's own (needs GAZELLE_VERSION on the gazelle_mgr library, mgr/CMakeLists.txt).
     const auto version = run_command({gazelle_mgr_path(), "--version"});
-    const auto property = run_command(busctl(bus_->address(), {"get-property", k_gz_name, k_gz_path, k_gz_iface,
-                                                               "Version"}));
+    const auto property =
+        run_command(busctl(bus_->address(), {"get-property", k_gz_name, k_gz_path, k_gz_iface, "Version"}));
     EXPECT_EQ("gazelle-mgr " + property.out.substr(3, property.out.size() - 5) + "\n", version.out) << property.out;
 
     auto apps = call_method(client(), "ListApps");
@@ -129,7 +129,8 @@ TEST_F(BusMpTest, EveryMethodReturnsSaneData) {
     std::uint16_t slot = 0;
     std::uint32_t size = 0, available = 0, in_use = 0, element = 0;
     std::uint64_t bytes = 0;
-    while (sd_bus_message_read(m, "(sqsuuuut)", &name, &slot, &port, &size, &available, &in_use, &element, &bytes) > 0) {
+    while (sd_bus_message_read(m, "(sqsuuuut)", &name, &slot, &port, &size, &available, &in_use, &element, &bytes) >
+           0) {
         EXPECT_EQ(std::string(name), "gz_mbuf_" + std::to_string(slot));
         EXPECT_EQ(size, 1023u);
         EXPECT_EQ(available + in_use, size);

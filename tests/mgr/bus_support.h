@@ -49,11 +49,11 @@ inline double ms_since(std::chrono::steady_clock::time_point t0) {
 // --- commands ----------------------------------------------------------------------------------
 
 struct CommandResult {
-    int exit_code = -1;      // -1: killed by a signal or timed out
+    int exit_code = -1; // -1: killed by a signal or timed out
     bool timed_out = false;
     std::string out;
     std::string err;
-    double ms = 0;           // wall time
+    double ms = 0; // wall time
 };
 
 // Runs argv (argv[0] is a path), capturing stdout and stderr; SIGKILLed after `timeout`.
@@ -93,7 +93,8 @@ inline CommandResult run_command(const std::vector<std::string>& argv, std::chro
     std::string* sinks[2] = {&result.out, &result.err};
     int open_fds = 2;
     while (open_fds > 0) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             result.timed_out = true;
             ::kill(pid, SIGKILL);
@@ -200,7 +201,8 @@ public:
   <include>)" + source_path("conf/org.openeuler.Gazelle1.conf") +
                          "</include>\n";
         }
-        const std::string config = dir_.write("bus.conf", R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+        const std::string config =
+            dir_.write("bus.conf", R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>custom</type>
@@ -283,7 +285,7 @@ inline TestBusPtr connect_bus(const std::string& address) {
 
 struct CallResult {
     TestMessagePtr reply;
-    std::string error_name;    // empty on success
+    std::string error_name; // empty on success
     std::string error_message;
     int r = 0;
     bool ok() const { return reply != nullptr; }
@@ -346,7 +348,8 @@ public:
                     return s;
                 }
             }
-            const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 return std::nullopt;
             }

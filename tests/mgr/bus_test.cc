@@ -18,7 +18,8 @@ protected:
     void start(BusPolicy policy = BusPolicy::permissive) {
         bus_ = std::make_unique<DbusDaemon>(policy);
         ASSERT_TRUE(bus_->ok()) << bus_->error();
-        actor_ = std::make_unique<Child>(std::vector<std::string>{bin_path("bus_fake_actor"), "--bus", bus_->address()});
+        actor_ =
+            std::make_unique<Child>(std::vector<std::string>{bin_path("bus_fake_actor"), "--bus", bus_->address()});
         const auto ready = actor_->expect("READY", 10s);
         ASSERT_TRUE(ready) << actor_->transcript();
         client_ = connect_bus(bus_->address());
@@ -79,7 +80,7 @@ TEST_F(BusTest, IntrospectionListsEveryDocumentedMember) {
 
 TEST_F(BusTest, PropertiesAreConstAndReadable) {
     const auto r = run_command(busctl(bus_->address(), {"get-property", k_gz_name, k_gz_path, k_gz_iface, "Version",
-                                                         "FilePrefix", "HugeDir", "MaxApps", "MaxQueues", "Ports"}));
+                                                        "FilePrefix", "HugeDir", "MaxApps", "MaxQueues", "Ports"}));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("s \"0.0-test\""), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("s \"gz-fake\""), std::string::npos) << r.out;
@@ -137,7 +138,8 @@ TEST_F(BusTest, EveryMethodAnswersWithTheDocumentedShape) {
     EXPECT_EQ(queues.out.rfind("a(qsqsuuqtb) 6 0 \"veth0\" 0 \"owned\" 1001 1 1 1000 false", 0), 0u) << queues.out;
     const auto rules = run_command(busctl_call(bus_->address(), "ListRules", {"s", ""}));
     ASSERT_EQ(rules.exit_code, 0) << rules.err;
-    EXPECT_EQ(rules.out.rfind("a(sssqsqqutu) 6 \"connection\" \"tcp\" \"198.18.0.1\" 6379 \"198.18.0.2\" 40001 0 3 0 1001", 0),
+    EXPECT_EQ(rules.out.rfind(
+                  "a(sssqsqqutu) 6 \"connection\" \"tcp\" \"198.18.0.1\" 6379 \"198.18.0.2\" 40001 0 3 0 1001", 0),
               0u)
         << rules.out;
     EXPECT_NE(rules.out.find("\"listener\" \"tcp\" \"0.0.0.0\" 80 \"0.0.0.0\" 0 65535 0 4 0"), std::string::npos)
@@ -157,9 +159,9 @@ TEST_F(BusTest, EveryMethodAnswersWithTheDocumentedShape) {
     EXPECT_NE(stats.out.find("40 0 0 0 36 0 35 3 0 2 0 0 1 6 65536"), std::string::npos) << stats.out;
     const auto memory = run_command(busctl_call(bus_->address(), "GetMemory"));
     ASSERT_EQ(memory.exit_code, 0) << memory.err;
-    EXPECT_EQ(memory.out.rfind("a(sqsuuuut)a(qusst)a(st)(tttttt) 6 \"gz_mbuf_0\" 0 \"veth0\" 1023 1023 0 2432 2487936",
-                               0),
-              0u)
+    EXPECT_EQ(
+        memory.out.rfind("a(sqsuuuut)a(qusst)a(st)(tttttt) 6 \"gz_mbuf_0\" 0 \"veth0\" 1023 1023 0 2432 2487936", 0),
+        0u)
         << memory.out;
     EXPECT_NE(memory.out.find("1 0 1001 \"gz_memp_0_1\" \"tcp_pcb\" 65536"), std::string::npos) << memory.out;
     EXPECT_NE(memory.out.find("2097152 67108864 41943040 25165824 2147483648 1073741824"), std::string::npos)
@@ -347,8 +349,8 @@ TEST_F(BusPolicyTest, NonRootMayReadButNotReclaim) {
     EXPECT_EQ(rules.exit_code, 0) << rules.err;
     const auto introspect = run_command(as_nobody(busctl(bus_->address(), {"introspect", k_gz_name, k_gz_path})));
     EXPECT_EQ(introspect.exit_code, 0) << introspect.err;
-    const auto props = run_command(
-        as_nobody(busctl(bus_->address(), {"get-property", k_gz_name, k_gz_path, k_gz_iface, "Version"})));
+    const auto props =
+        run_command(as_nobody(busctl(bus_->address(), {"get-property", k_gz_name, k_gz_path, k_gz_iface, "Version"})));
     EXPECT_EQ(props.exit_code, 0) << props.err;
 
     // Reclaim is stopped by the bus itself, before it reaches the object (the refusal is the
@@ -368,8 +370,7 @@ TEST_F(BusPolicyTest, NonRootMayReadButNotReclaim) {
 }
 
 TEST_F(BusPolicyTest, OnlyRootMayOwnTheName) {
-    auto intruder = std::make_unique<Child>(
-        as_nobody({bin_path("bus_fake_actor"), "--bus", bus_->address()}));
+    auto intruder = std::make_unique<Child>(as_nobody({bin_path("bus_fake_actor"), "--bus", bus_->address()}));
     const auto line = intruder->expect("", 10s);
     ASSERT_TRUE(line) << intruder->transcript();
     EXPECT_EQ(*line, "REFUSED");

@@ -43,7 +43,8 @@ inline std::vector<std::string> table_block(const std::vector<std::string>& line
     std::vector<std::string> block;
     for (std::size_t i = header; i < lines.size(); ++i) {
         const std::string& l = lines[i];
-        if (l.empty() || (i > header && l.find("  ") == std::string::npos && l.find_first_not_of('-') != std::string::npos)) {
+        if (l.empty() ||
+            (i > header && l.find("  ") == std::string::npos && l.find_first_not_of('-') != std::string::npos)) {
             break;
         }
         if (l.find_first_not_of('-') == std::string::npos) {

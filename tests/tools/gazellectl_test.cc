@@ -111,9 +111,11 @@ TEST_F(GazellectlTest, TablesHaveHeadersAndAlignedColumns) {
     };
     const std::vector<Case> cases = {
         {{"show", "apps"}, "PID  UID  PROGRAM       PORT   QUEUES (SLOT:EPOCH)  LCORES  ATTACHED", "2 apps"},
-        {{"show", "queues"}, "SLOT  PORT   HWQ  STATE   PID  PROGRAM       EPOCH  LCORE  HEARTBEAT  PARKED",
+        {{"show", "queues"},
+         "SLOT  PORT   HWQ  STATE   PID  PROGRAM       EPOCH  LCORE  HEARTBEAT  PARKED",
          "6 queues, 4 owned"},
-        {{"show", "rules"}, "KIND        PROTO  LOCAL            REMOTE            SLOT  EPOCH   PID  LISTENERS",
+        {{"show", "rules"},
+         "KIND        PROTO  LOCAL            REMOTE            SLOT  EPOCH   PID  LISTENERS",
          "6 rules: 4 connections, 2 listeners"},
         {{"show", "conns"}, "PID  PROGRAM       SLOT  PROTO  LOCAL            REMOTE", "4 connections of 3 apps"},
         {{"show", "stats"}, "SLOT  PORT    PID  RX-PKTS  RX-BYTES  TX-PKTS", ""},
@@ -178,8 +180,10 @@ TEST_F(GazellectlTest, JsonOfEveryShowParses) {
         << rules.out;
     EXPECT_NE(rules.out.find(R"("listener_slots":[2])"), std::string::npos) << rules.out;
     const auto apps = ctl({"--json", "show", "apps"});
-    EXPECT_NE(apps.out.find(R"({"pid":1001,"uid":0,"program":"redis-server","port":"veth0","queues":[{"slot":0,"epoch":3},{"slot":1,"epoch":4}],"lcores":[1,2],)"),
-              std::string::npos)
+    EXPECT_NE(
+        apps.out.find(
+            R"({"pid":1001,"uid":0,"program":"redis-server","port":"veth0","queues":[{"slot":0,"epoch":3},{"slot":1,"epoch":4}],"lcores":[1,2],)"),
+        std::string::npos)
         << apps.out;
     const auto reclaim = ctl({"--json", "reclaim", "1002"});
     std::string why;
@@ -221,8 +225,7 @@ TEST_F(GazellectlTest, MemoryViewHasBarsAndTotalsThatMatchGetMemory) {
     }
     EXPECT_GE(bars, 7u + 2u) << r.out; // 6 pools, total, mapped, system
     EXPECT_NE(r.out.find("gz_mbuf_2   1023     512   511  [##########..........]   50.0%"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("gz_mbuf_3   1023    1023     0  [####################]  100.0%"), std::string::npos)
-        << r.out;
+    EXPECT_NE(r.out.find("gz_mbuf_3   1023    1023     0  [####################]  100.0%"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("gz_mbuf_5   1023       7  1016  [#...................]    0.7%"), std::string::npos)
         << r.out; // a little in use still shows
     // Stack memory, memzones, hugepages (with what to reserve).
