@@ -65,7 +65,7 @@ struct StackOptions {
     // Ports without a doorbell (ethdev: the NIC queue cannot wake us): the sleep starts at
     // ethdev_sleep_min_us and doubles up to ethdev_sleep_max_us while nothing arrives.
     unsigned ethdev_sleep_min_us = 50;
-    unsigned ethdev_sleep_max_us = 2000;
+    unsigned ethdev_sleep_max_us = 10000;
     // lwIP arena (hugepages, registered to the stack's owner tag): chunk size and limit.
     std::size_t arena_chunk_bytes = 4u << 20;
     std::size_t arena_max_bytes = 256u << 20;

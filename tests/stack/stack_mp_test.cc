@@ -19,26 +19,6 @@ namespace {
 
 class StackMpTest : public StackFabricTest {};
 
-// utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15).
-long long cpu_ticks(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text;
-    std::getline(in, text);
-    const auto paren = text.rfind(')');
-    if (paren == std::string::npos) {
-        return -1;
-    }
-    std::istringstream fields(text.substr(paren + 2));
-    std::string skip;
-    for (int i = 3; i < 14; ++i) {
-        fields >> skip;
-    }
-    long long utime = 0;
-    long long stime = 0;
-    fields >> utime >> stime;
-    return utime + stime;
-}
-
 // Port A = veth_a 198.18.0.1 (slots 0, 1), port B = veth_b 198.18.1.2 (slot 2).
 TEST_F(StackMpTest, TwoStacksInOneProcessTalkThroughTheFabric) {
     start_primary({"veth", "2", "1"});
@@ -88,10 +68,15 @@ TEST_F(StackMpTest, IdleStacksUseAlmostNoCpu) {
     const long hz = sysconf(_SC_CLK_TCK);
     const long long s0 = cpu_ticks(server->pid());
     const long long c0 = cpu_ticks(client->pid());
+    const long long s0_ns = cpu_ns(server->pid());
+    const long long c0_ns = cpu_ns(client->pid());
     constexpr int seconds = 3;
     std::this_thread::sleep_for(std::chrono::seconds(seconds));
     const double server_pct = 100.0 * static_cast<double>(cpu_ticks(server->pid()) - s0) / static_cast<double>(hz * seconds);
     const double client_pct = 100.0 * static_cast<double>(cpu_ticks(client->pid()) - c0) / static_cast<double>(hz * seconds);
+    std::printf("idle CPU (schedstat) over %d s: server %.3f%%, client %.3f%%\n", seconds,
+                static_cast<double>(cpu_ns(server->pid()) - s0_ns) / (1e7 * seconds),
+                static_cast<double>(cpu_ns(client->pid()) - c0_ns) / (1e7 * seconds));
     std::printf("idle CPU over %d s: server (2 stacks) %.2f%%, client (1 stack) %.2f%%\n", seconds, server_pct, client_pct);
     EXPECT_LT(server_pct, 2.0);
     EXPECT_LT(client_pct, 2.0);

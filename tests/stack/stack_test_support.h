@@ -8,14 +8,54 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <sys/types.h>
+
 #include "tests/support/test_support.h"
 
 namespace gazelle::test {
+
+// utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15).
+inline long long cpu_ticks(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    std::getline(in, text);
+    const auto paren = text.rfind(')');
+    if (paren == std::string::npos) {
+        return -1;
+    }
+    std::istringstream fields(text.substr(paren + 2));
+    std::string skip;
+    for (int i = 3; i < 14; ++i) {
+        fields >> skip;
+    }
+    long long utime = 0;
+    long long stime = 0;
+    fields >> utime >> stime;
+    return utime + stime;
+}
+
+// Time on CPU of all threads of a process, in nanoseconds (sum of the first field of
+// /proc/<pid>/task/*/schedstat): finer than the clock ticks of /proc/<pid>/stat.
+inline long long cpu_ns(pid_t pid) {
+    long long total = 0;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+        std::ifstream in(task.path() / "schedstat");
+        long long ns = 0;
+        if (in >> ns) {
+            total += ns;
+        }
+    }
+    return total;
+}
 
 struct StackSpec {
     unsigned slot;
