@@ -58,26 +58,4 @@ TEST(LwipBuild, TcpAndUdpPcbsBindAndListen) {
     gazelle::stack::detail::set_thread_arena(nullptr);
 }
 
-TEST(Arena, RecyclesBlocksPerSizeClassAndRespectsItsLimit) {
-    HeapChunks heap;
-    Arena arena(heap, 256u << 10, 512u << 10);
-    void* a = arena.allocate(100);
-    void* b = arena.allocate(100);
-    ASSERT_NE(a, nullptr);
-    ASSERT_NE(b, nullptr);
-    EXPECT_NE(a, b);
-    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 16, 0u);
-    arena.free(a);
-    EXPECT_EQ(arena.allocate(90), a); // same class: the freed block comes back
-    EXPECT_EQ(arena.allocate((128u << 10) + 1), nullptr); // above the largest class
-    // Fill the limit: two chunks of 256 KiB, then nothing more.
-    unsigned big = 0;
-    while (arena.allocate(60u << 10) != nullptr) {
-        ++big;
-    }
-    EXPECT_GE(big, 6u);
-    EXPECT_EQ(arena.stats().reserved_bytes, 512u << 10);
-    EXPECT_GT(arena.stats().failures, 0u);
-}
-
 } // namespace
