@@ -203,10 +203,24 @@ int StackEngine::do_listen(Socket& s, int backlog) {
     return 0;
 }
 
-bool StackEngine::local_port_in_use(std::uint16_t port_host) const {
-    for (tcp_pcb* const* list : tcp_pcb_lists) {
-        for (const tcp_pcb* pcb = *list; pcb != nullptr; pcb = pcb->next) {
-            if (pcb->local_port == port_host) {
+// A local port can serve another connection as long as the 4-tuple differs (every pcb of ours
+// has SO_REUSEADDR, so lwIP's own checks are the same): listeners and bound pcbs hold the port,
+// connections (also in TIME_WAIT) only their 4-tuple.
+bool StackEngine::local_port_in_use(std::uint16_t port_host, const ip_addr_t& remote_ip, std::uint16_t remote_port) const {
+    for (const tcp_pcb_listen* pcb = tcp_listen_pcbs.listen_pcbs; pcb != nullptr; pcb = pcb->next) {
+        if (pcb->local_port == port_host) {
+            return true;
+        }
+    }
+    for (const tcp_pcb* pcb = tcp_bound_pcbs; pcb != nullptr; pcb = pcb->next) {
+        if (pcb->local_port == port_host) {
+            return true;
+        }
+    }
+    for (const tcp_pcb* list : {tcp_active_pcbs, tcp_tw_pcbs}) {
+        for (const tcp_pcb* pcb = list; pcb != nullptr; pcb = pcb->next) {
+            if (pcb->local_port == port_host && pcb->remote_port == remote_port &&
+                ip_addr_cmp(&pcb->remote_ip, &remote_ip)) {
                 return true;
             }
         }
@@ -279,7 +293,7 @@ int StackEngine::do_connect(Socket& s, Ipv4Endpoint remote) {
         const auto start = static_cast<std::uint16_t>(range.first + rte_rdtsc() % span);
         bool table_full = false;
         auto usable = [&](std::uint16_t candidate) {
-            if (table_full || local_port_in_use(candidate)) {
+            if (table_full || local_port_in_use(candidate, remote_ip, ntohs(remote.port))) {
                 return false;
             }
             const int add = add_connection_rule(pcb, candidate);

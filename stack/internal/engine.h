@@ -11,6 +11,7 @@
 #include <span>
 
 extern "C" {
+#include "lwip/ip_addr.h"
 #include "lwip/netif.h"
 #include "lwip/stats.h"
 }
@@ -104,7 +105,7 @@ private:
     int add_listener_rule(std::uint8_t proto, const Ipv4Endpoint& local);
     void remove_listener_rule(std::uint8_t proto, const Ipv4Endpoint& local);
     void retry_removals();
-    bool local_port_in_use(std::uint16_t port_host) const;
+    bool local_port_in_use(std::uint16_t port_host, const ip_addr_t& remote_ip, std::uint16_t remote_port) const;
 
     Stack& stack_;
     fabric::Fabric& fabric_;
