@@ -194,6 +194,7 @@ Result<void> StackEngine::init() {
     stack_.ipv4_ = port_.ipv4;
     stack_.port_index_ = registry_.queue(slot).port;
     stack_.doorbell_ = fabric_.forward_inboxes().of(slot);
+    stack_.doorbell_ready_.store(true, std::memory_order_release);
     stats_.connections = 0;
     stack_.accepting_.store(true, std::memory_order_release);
     return {};

@@ -87,7 +87,7 @@ struct Runtime::Impl {
     void request_stop() {
         for (auto& s : stacks) {
             s->stop_.store(true, std::memory_order_release);
-            if (s->doorbell_.valid()) {
+            if (s->doorbell_ready_.load(std::memory_order_acquire)) {
                 s->doorbell_.ring_doorbell();
             }
         }

@@ -60,6 +60,7 @@ public:
     std::uint32_t ipv4_ = 0;        // network byte order
     std::uint16_t port_index_ = 0;  // registry port
     fabric::Inbox doorbell_;        // the forwarding inbox (producer side: ring_doorbell only)
+    std::atomic<bool> doorbell_ready_{false}; // doorbell_ is set (release) and never changes again
 
     detail::MpscList<Request, &Request::next_in_list> requests_;
     std::atomic<bool> accepting_{false};   // requests are served
