@@ -86,7 +86,7 @@ struct Runtime::Impl {
     }
     void request_stop() {
         for (auto& s : stacks) {
-            s->stop_.store(true, std::memory_order_release);
+            s->stop_.store(true, std::memory_order_seq_cst); // against the stack's sleep re-check (Dekker)
             if (s->doorbell_ready_.load(std::memory_order_acquire)) {
                 s->doorbell_.ring_doorbell();
             }
