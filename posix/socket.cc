@@ -1301,8 +1301,32 @@ int connect(int fd, PosixSocket& p, const sockaddr* addr, socklen_t len) {
     if (!inet) {
         return fail(addr != nullptr && len >= static_cast<socklen_t>(sizeof(sa_family_t)) ? EAFNOSUPPORT : EINVAL);
     }
-    // TCP, following inet_stream_connect(): a second call reports the outcome once, then EISCONN.
-    const int phase = p.connect_phase_.load(std::memory_order_acquire);
+    // TCP, following inet_stream_connect(): a second call reports the outcome once, then EISCONN;
+    // after a failure the socket may connect again (to a new stack socket: lwIP's is gone).
+    int phase = p.connect_phase_.load(std::memory_order_acquire);
+    if (phase == 3) {
+        std::lock_guard lock(p.state_mutex_);
+        FabricCall call;
+        if (!call) {
+            return fail(EBADFD);
+        }
+        stack::Stack& st = stack::stack_of(p.primary());
+        int err = 0;
+        stack::Socket* fresh = stack::socket_open(st, stack::SocketType::tcp, &err);
+        if (fresh == nullptr) {
+            return fail(err != 0 ? -err : ENOMEM);
+        }
+        if (p.bound_ && p.bind_addr_.sin_port != 0) {
+            if (const int rc = stack::bind(fresh, endpoint_of(p.bind_addr_)); rc != 0) {
+                stack::close(fresh);
+                return fail(-rc);
+            }
+        }
+        close_stack_sockets(p);
+        (void)add_stack_socket(p, fresh);
+        p.connect_phase_.store(0, std::memory_order_release);
+        phase = 0;
+    }
     if (phase == 0) {
         int rc = 0;
         {
@@ -1339,7 +1363,7 @@ int connect(int fd, PosixSocket& p, const sockaddr* addr, socklen_t len) {
         }
     }
     if ((ev & (POLLERR | POLLHUP)) != 0) {
-        p.connect_phase_.store(2, std::memory_order_release);
+        p.connect_phase_.store(3, std::memory_order_release);
         return fail(pending != 0 ? -pending : ECONNREFUSED);
     }
     if ((ev & POLLOUT) == 0) {
@@ -1735,7 +1759,11 @@ int getsockopt(int fd, PosixSocket& p, int level, int name, void* value, socklen
             if (!call) {
                 return fail(EBADFD);
             }
-            return put_int(value, len, -stack::socket_error(p.primary()));
+            const int pending = stack::socket_error(p.primary());
+            if (pending != 0 && p.connect_phase_.load(std::memory_order_acquire) == 1) {
+                p.connect_phase_.store(3, std::memory_order_release); // the app learnt the outcome
+            }
+            return put_int(value, len, -pending);
         }
         case SO_TYPE: return put_int(value, len, p.is_tcp() ? SOCK_STREAM : SOCK_DGRAM);
         case SO_DOMAIN: return put_int(value, len, AF_INET);

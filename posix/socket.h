@@ -122,7 +122,7 @@ public:
     std::atomic<bool> shut_rd_{false};
     std::atomic<bool> shut_wr_{false};
     std::atomic<bool> listener_shut_{false}; // shutdown() of a listener: accept fails with EINVAL
-    // connect(): 0 none, 1 in progress (EINPROGRESS returned), 2 result reported.
+    // connect(): 0 none, 1 in progress, 2 connected (reported), 3 failed (reported; may connect again).
     std::atomic<int> connect_phase_{0};
     // Options stored for getsockopt() (those without an effect on the fabric).
     struct Options {
