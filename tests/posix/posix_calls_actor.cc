@@ -911,6 +911,108 @@ void client_fork() {
     say("client done");
 }
 
+// --- threads: several threads, one socket each, plus one socket shared by two threads -------------
+
+void server_threads() {
+    const int lfd = tcp_listener(g_port, 64);
+    say("READY");
+    std::vector<std::thread> workers;
+    for (int i = 0; i < 5; ++i) {
+        const int c = accept_one(lfd);
+        workers.emplace_back([c] {
+            echo_loop(c);
+            close(c);
+        });
+    }
+    for (auto& w : workers) {
+        w.join();
+    }
+    close(lfd);
+    say("server done");
+}
+
+void client_threads() {
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([t, &ok] {
+            const int fd = tcp_connect(g_port);
+            bool good = true;
+            for (int round = 0; round < 200 && good; ++round) {
+                const auto msg = pattern(static_cast<std::size_t>(64 + round * 7), static_cast<unsigned>(t * 1000 + round));
+                std::vector<char> back(msg.size());
+                good = write_all(fd, msg.data(), msg.size()) && read_exact(fd, back.data(), back.size()) && back == msg;
+            }
+            close(fd);
+            ok += good ? 1 : 0;
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    say("4 threads x 200 round trips ok=%d", ok.load());
+    // One socket: a thread blocked in read, woken by data the echo returns for another thread's write.
+    const int fd = tcp_connect(g_port);
+    std::vector<char> got;
+    std::thread reader([&] {
+        std::vector<char> buf(4096);
+        while (got.size() < 100000) {
+            const ssize_t n = read(fd, buf.data(), buf.size());
+            if (n <= 0) {
+                break;
+            }
+            got.insert(got.end(), buf.begin(), buf.begin() + n);
+        }
+    });
+    usleep(50000); // the reader blocks first
+    const auto data = pattern(100000, 9);
+    std::thread writer([&] { (void)write_all(fd, data.data(), data.size()); });
+    writer.join();
+    reader.join();
+    say("shared socket: reader got %zu same=%d", got.size(), got == data);
+    close(fd);
+    say("client done");
+}
+
+// --- attach: what a process sees when it cannot attach (run alone, preloaded) ---------------------
+
+void server_attach() {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in a = addr_of(g_ip, g_port);
+    const auto t0 = Clock::now();
+    result("bind", bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a));
+    result("listen", listen(fd, 4));
+    result("accept", accept(fd, nullptr, nullptr)); // the first use: attaches (and fails)
+    result("accept again", accept(fd, nullptr, nullptr));
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    std::printf("# took %lld ms\n", static_cast<long long>(ms));
+    say("bounded=%d", ms < 8000);
+    close(fd);
+    say("server done");
+}
+
+// --- exec: attach, then exec another program ------------------------------------------------------
+
+void server_echo() {
+    const int lfd = tcp_listener(g_port);
+    say("READY");
+    const int c = accept_one(lfd);
+    echo_loop(c);
+    close(c);
+    close(lfd);
+    say("server done");
+}
+
+void client_exec() {
+    const int fd = tcp_connect(g_port);
+    result("write", write(fd, "hello", 5));
+    char buf[8];
+    result0("read", read_exact(fd, buf, 5) ? 0 : -1);
+    std::fflush(stdout);
+    execl("/bin/echo", "echo", "exec ok", static_cast<char*>(nullptr));
+    say("exec failed: %s", std::strerror(errno));
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -933,7 +1035,8 @@ int main(int argc, char** argv) {
         {"stream", server_stream, client_stream}, {"nonblock", server_nonblock, client_nonblock},
         {"epoll", server_epoll, client_epoll},    {"poll", server_poll, client_poll},
         {"udp", server_udp, client_udp},          {"signals", server_signals, client_signals},
-        {"fork", server_fork, client_fork},
+        {"fork", server_fork, client_fork},       {"threads", server_threads, client_threads},
+        {"attach", server_attach, server_attach}, {"exec", server_echo, client_exec},
     };
     for (const Family& f : families) {
         if (family == f.name) {
