@@ -30,7 +30,7 @@ double percentile(std::vector<double> v, double p) {
     return v[std::min(idx, v.size() - 1)];
 }
 
-std::unique_ptr<Child> spawn(const EalInstance& eal, std::vector<std::string> args, std::vector<std::string> role) {
+std::unique_ptr<Child> spawn(std::vector<std::string> args, std::vector<std::string> role) {
     std::vector<std::string> argv{bin_path("fabric_actor")};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.emplace_back("--");
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     EalInstance eal(mount, "rcb");
-    auto primary = spawn(eal, eal.primary_args(0), {"primary"});
+    auto primary = spawn(eal.primary_args(0), {"primary"});
     if (!primary->expect("READY")) {
         std::fprintf(stderr, "reclaim_bench: primary did not start\n%s", primary->transcript().c_str());
         return 1;
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
     std::vector<double> total_us;
     int leaks = 0;
     for (int k = 0; k < kills; ++k) {
-        auto victim = spawn(eal, eal.secondary_args(11), {"victim", "1", "2"});
+        auto victim = spawn(eal.secondary_args(11), {"victim", "1", "2"});
         ask("claim 1 " + std::to_string(victim->pid()) + " 11", "CLAIM");
         if (!victim->expect("READY")) {
             std::fprintf(stderr, "reclaim_bench: victim %d did not start\n", k);
