@@ -109,6 +109,10 @@ public:
     void finish_sleep();
     // Producer side, after enqueue_burst(): wakes a sleeping consumer (a syscall only then).
     void ring_doorbell();
+    // The doorbell's futex word, for a consumer that sleeps on several inboxes at once
+    // (futex_waitv): call prepare_sleep() on each, wait on their words with the values it
+    // returned, then finish_sleep() on each.
+    std::atomic<std::uint32_t>* doorbell_word() const { return header_ != nullptr ? &header_->doorbell : nullptr; }
 
     // --- reclaim, manager only ---------------------------------------------------------------
     // Producer `lane` is dead: returns (through out, up to out.size()) the mbufs it wrote but never

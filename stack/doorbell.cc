@@ -3,7 +3,6 @@
 
 #include <cerrno>
 #include <ctime>
-#include <type_traits>
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -11,37 +10,14 @@
 
 namespace gazelle::stack::detail {
 
-// fabric::Inbox offers no accessor for its header, and fabric/ is not ours to change (reported,
-// doc/stack.md "Open points"). An Inbox is a standard-layout class whose first member is the
-// InboxHeader pointer, so the object and that member are pointer-interconvertible
-// ([basic.compound]); DoorbellSet::add() checks the result against prepare_sleep() at run time.
-static_assert(std::is_standard_layout_v<fabric::Inbox>);
-static_assert(sizeof(fabric::Inbox) == 2 * sizeof(void*));
-
-std::atomic<std::uint32_t>* doorbell_word(const fabric::Inbox& inbox) {
-    if (!inbox.valid()) {
-        return nullptr;
-    }
-    auto* header = *reinterpret_cast<fabric::InboxHeader* const*>(&inbox);
-    return &header->doorbell;
-}
+std::atomic<std::uint32_t>* doorbell_word(const fabric::Inbox& inbox) { return inbox.doorbell_word(); }
 
 bool DoorbellSet::add(fabric::Inbox& inbox) {
     if (count_ == k_max || !inbox.valid()) {
         return false;
     }
-    std::atomic<std::uint32_t>* word = doorbell_word(inbox);
-    auto* header = reinterpret_cast<fabric::InboxHeader*>(reinterpret_cast<char*>(word) -
-                                                          offsetof(fabric::InboxHeader, doorbell));
-    // Run-time check of the layout assumption: prepare_sleep() must flip the `sleeping` we see.
-    (void)inbox.prepare_sleep();
-    const bool ok = header->sleeping.load() == 1;
-    inbox.finish_sleep();
-    if (!ok || header->sleeping.load() != 0) {
-        return false;
-    }
     inboxes_[count_] = &inbox;
-    words_[count_] = word;
+    words_[count_] = inbox.doorbell_word();
     ++count_;
     return true;
 }
