@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <condition_variable>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -40,6 +41,10 @@ constexpr int k_dispatch_wait_ms = 50;
 constexpr unsigned k_dispatch_batch = 64;
 // Kernel interface addresses are re-read at most this often.
 constexpr auto k_ifaddr_refresh = std::chrono::seconds(5);
+// Longest wait for the stacks to start (EAL init as a secondary takes 50-300 ms here). EAL init
+// cannot be interrupted: past this the attach is abandoned and the process goes on without the
+// fabric rather than hang (seen when a process died holding a lock in DPDK's shared memory).
+constexpr auto k_start_limit = std::chrono::seconds(10);
 
 // Everything that is not plain data in Process (never destroyed: the process may still call us
 // from atexit handlers and other libraries' destructors).
@@ -181,6 +186,30 @@ extern "C" void gz_atfork_prepare() { process().before_fork(); }
 extern "C" void gz_atfork_parent() { process().after_fork_parent(); }
 extern "C" void gz_atfork_child() { process().after_fork_child(); }
 extern "C" void gz_at_exit() { process().at_exit(); }
+
+// Runtime::start() on a thread of its own, so that the caller can give up on it.
+struct StartJob {
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    bool abandoned = false;
+    std::optional<Result<std::unique_ptr<stack::Runtime>>> result;
+    std::optional<fabric::Attachment> attachment; // kept (never detached) if abandoned
+};
+
+void start_runtime(const std::shared_ptr<StartJob>& job, const stack::AttachPlan& plan, const stack::StackOptions& options) {
+    auto started = stack::Runtime::start(plan, options);
+    std::lock_guard lock(job->mutex);
+    if (job->abandoned) {
+        if (started) {
+            (*started)->stop(); // too late: nobody uses it
+        }
+    } else {
+        job->result.emplace(std::move(started));
+    }
+    job->done = true;
+    job->done_cv.notify_all();
+}
 
 void dispatcher_main(stack::Poller* poller, std::atomic<bool>* stop) {
     (void)pthread_setname_np(pthread_self(), "gz-posix-ready");
@@ -337,11 +366,23 @@ AttachOutcome Process::ensure_attached(std::uint32_t ipv4_hint) {
     for (unsigned i = 0; i < attachment->nb_queues(); ++i) {
         plan.stacks.push_back(stack::StackAssignment{attachment->slots()[i], attachment->lcores()[i], attachment->cpus()[i]});
     }
-    Result<std::unique_ptr<stack::Runtime>> runtime = make_error(EIO, "");
+    auto job = std::make_shared<StartJob>();
     {
         SignalBlock block; // the runtime's threads (EAL, stacks) inherit a mask with every signal blocked
-        runtime = stack::Runtime::start(plan, stack_options_from(*c));
+        std::thread(start_runtime, job, plan, stack_options_from(*c)).detach();
     }
+    std::unique_lock job_lock(job->mutex);
+    if (!job->done_cv.wait_for(job_lock, k_start_limit, [&] { return job->done; })) {
+        job->abandoned = true;
+        // The manager keeps our queues until we exit (they are never polled): safe for the others.
+        job->attachment.emplace(std::move(*attachment));
+        job_lock.unlock();
+        return fail_attach("the stacks did not start within " + std::to_string(k_start_limit.count()) +
+                           " s (DPDK EAL init is stuck, e.g. on a lock in the fabric's shared memory held by a "
+                           "process that died)");
+    }
+    Result<std::unique_ptr<stack::Runtime>> runtime = std::move(*job->result);
+    job_lock.unlock();
     if (!runtime) {
         const std::string why = runtime.error().message;
         (void)attachment->detach();
