@@ -764,9 +764,7 @@ Result<LstackConfig> parse_lstack_config(const std::string& text, const std::str
     if (!findings.ok()) {
         return findings.to_error();
     }
-    config.warnings = findings.warnings();
-    std::stable_sort(config.warnings.begin(), config.warnings.end(),
-                     [](const Diagnostic& a, const Diagnostic& b) { return a.line < b.line; });
+    config.warnings = findings.warnings_by_line();
     return config;
 }
 

@@ -955,9 +955,7 @@ Result<ManagerConfig> parse_manager_config(const std::string& text, const std::s
     if (!findings.ok()) {
         return findings.to_error();
     }
-    config.warnings = findings.warnings();
-    std::stable_sort(config.warnings.begin(), config.warnings.end(),
-                     [](const Diagnostic& a, const Diagnostic& b) { return a.line < b.line; });
+    config.warnings = findings.warnings_by_line();
     return config;
 }
 

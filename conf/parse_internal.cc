@@ -571,6 +571,12 @@ bool read_value(const config_setting_t* setting, const Limits& limits, Source& s
     return false;
 }
 
+std::vector<Diagnostic> Findings::warnings_by_line() const {
+    std::vector<Diagnostic> sorted = warnings_;
+    std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic& a, const Diagnostic& b) { return a.line < b.line; });
+    return sorted;
+}
+
 void report_unread_overflows(Source& source, Findings& findings) {
     for (const auto& [line, token] : source.overflows) {
         if (!findings.has_error_on(line)) {

@@ -49,6 +49,8 @@ public:
     const std::string& file() const { return file_; }
     const std::vector<Diagnostic>& errors() const { return errors_; }
     const std::vector<Diagnostic>& warnings() const { return warnings_; }
+    // The warnings in file order (stable: same-line warnings keep the order they were found in).
+    [[nodiscard]] std::vector<Diagnostic> warnings_by_line() const;
     // All errors as one Error (EINVAL), one per line, sorted by line.
     [[nodiscard]] Error to_error() const;
 
