@@ -32,10 +32,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How long exit/exec wait for threads inside a FabricCall, and for connections closed at exit to
-// send what they still hold, before the stacks stop.
+// How long exit/exec wait for threads inside a FabricCall, for the peers of connections still
+// open at exit to close their side, and for our last packets to be consumed, before the stacks stop.
 constexpr auto k_quiesce_limit = std::chrono::milliseconds(200);
-constexpr auto k_linger_at_exit = std::chrono::milliseconds(50);
+constexpr auto k_graceful_close_limit = std::chrono::milliseconds(300);
+constexpr auto k_settle_at_exit = std::chrono::milliseconds(10);
 // The dispatcher re-checks its stop flag this often (the Poller cannot be woken from outside).
 constexpr int k_dispatch_wait_ms = 50;
 constexpr unsigned k_dispatch_batch = 64;
@@ -221,6 +222,7 @@ void dispatcher_main(stack::Poller* poller, std::atomic<bool>* stop) {
                 p->dispatch();
             }
         }
+        sweep_closing_sockets();
     }
 }
 
@@ -494,12 +496,13 @@ void Process::shutdown_fabric(const char* why) {
     }
     stop_dispatcher();
     // Connections still open: FIN after what they hold was sent, as the kernel does at exit.
-    const unsigned closed = close_all_fabric_sockets();
-    if (closed != 0) {
-        std::this_thread::sleep_for(k_linger_at_exit);
+    if (close_all_fabric_sockets(k_graceful_close_limit) != 0) {
+        std::this_thread::sleep_for(k_settle_at_exit); // our last ACKs reach their peers
     }
-    s.poller.reset();
+    // The stacks stop first: their shutdown notifies the sockets it resets, and a socket that is
+    // still a member of the Poller (one we did not close) must find it alive.
     s.runtime->stop();
+    s.poller.reset();
     attached_.store(false, std::memory_order_release);
     if (s.attachment) {
         InternalScope internal;

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -115,6 +117,9 @@ void raise_sigpipe(int flags) {
 
 std::mutex g_pool_mutex;
 std::vector<PosixSocket*> g_free_sockets;
+// Sockets whose last reference went while exit/exec was stopping the fabric (a FabricCall is
+// refused then): their stack sockets are closed by close_all_fabric_sockets(), not here.
+std::vector<PosixSocket*> g_parked_sockets;
 
 std::mutex g_registry_mutex;
 std::unordered_map<stack::Socket*, PosixSocket*>* g_registry = nullptr;
@@ -168,6 +173,37 @@ void close_stack_sockets(PosixSocket& p) {
         p.stacks_[i] = nullptr;
     }
     p.nb_stacks_ = 0;
+}
+
+// Connections the app closed, FIN sent, until their peer closed too (then stack::close()). The
+// kernel finishes such closes after the process is gone; a stack cannot outlive its process, so
+// exit waits (bounded) for them instead of resetting them when the stacks stop.
+struct Closing {
+    stack::Socket* socket;
+    std::chrono::steady_clock::time_point since;
+};
+std::mutex g_closing_mutex;
+std::vector<Closing> g_closing;
+// Past this the stack keeps the connection in FIN_WAIT on its own (lwIP times it out).
+constexpr auto k_closing_watch = std::chrono::seconds(2);
+
+// Closes p's stack sockets, keeping an established connection until its close handshake ends.
+void release_stack_sockets(PosixSocket& p) {
+    const int phase = p.connect_phase_.load();
+    if (p.nb_stacks_ == 1 && p.is_tcp() && !p.listening_ && (phase == 1 || phase == 2) &&
+        // Unread data, or a peer already gone: close at once (Linux resets in the first case).
+        (stack::events(p.primary()) & (stack::k_hangup | stack::k_error | stack::k_readable)) == 0 &&
+        stack::shutdown_write(p.primary()) == 0) {
+        unregister_stack_socket(p.primary());
+        {
+            std::lock_guard lock(g_closing_mutex);
+            g_closing.push_back(Closing{p.primary(), std::chrono::steady_clock::now()});
+        }
+        p.stacks_[0] = nullptr;
+        p.nb_stacks_ = 0;
+        return;
+    }
+    close_stack_sockets(p);
 }
 
 int add_stack_socket(PosixSocket& p, stack::Socket* s) {
@@ -787,11 +823,14 @@ void PosixSocket::last_ref_dropped() {
             }
             watchers_.clear();
         }
-        if (state() == SockState::fabric) {
+        if (state() == SockState::fabric && nb_stacks_ != 0) {
             FabricCall call;
-            if (call) {
-                close_stack_sockets(*this);
+            if (!call) {
+                std::lock_guard lock(g_pool_mutex);
+                g_parked_sockets.push_back(this);
+                return;
             }
+            release_stack_sockets(*this);
         }
     }
     std::lock_guard lock(g_pool_mutex);
@@ -941,29 +980,83 @@ Ref<PosixSocket> socket_of(int fd) {
     return Ref<PosixSocket>::adopt(static_cast<PosixSocket*>(obj.release()));
 }
 
-unsigned close_all_fabric_sockets() {
-    unsigned open = 0;
+unsigned close_all_fabric_sockets(std::chrono::milliseconds graceful_limit) {
+    std::vector<stack::Socket*> connections;
+    auto forget = [&](PosixSocket& p) {
+        for (unsigned i = 0; i < p.nb_stacks_; ++i) {
+            unregister_stack_socket(p.stacks_[i]);
+            if (!p.listening_ && p.is_tcp()) {
+                // FIN now; closed below once the peer closed too (or the limit passed): a
+                // connection closed this way needs no reset when the stack stops.
+                (void)stack::shutdown_write(p.stacks_[i]);
+                connections.push_back(p.stacks_[i]);
+            } else {
+                stack::close(p.stacks_[i]);
+            }
+            p.stacks_[i] = nullptr;
+        }
+        p.nb_stacks_ = 0;
+        p.state_.store(SockState::orphan, std::memory_order_release);
+    };
+    std::vector<PosixSocket*> parked;
+    {
+        std::lock_guard lock(g_pool_mutex);
+        parked.swap(g_parked_sockets);
+    }
+    for (PosixSocket* p : parked) {
+        forget(*p);
+        std::lock_guard lock(g_pool_mutex);
+        g_free_sockets.push_back(p);
+    }
     fd_table().for_each_unsafe([&](int, FdObject* obj) {
         if (obj->kind() != FdKind::socket) {
             return;
         }
         auto* p = static_cast<PosixSocket*>(obj);
         std::lock_guard lock(p->state_mutex_);
-        if (p->state() != SockState::fabric || is_orphan(*p)) {
-            return;
+        if (p->state() == SockState::fabric && !is_orphan(*p)) {
+            forget(*p);
         }
-        if (!p->listening_ && p->is_tcp()) {
-            ++open;
-        }
-        for (unsigned i = 0; i < p->nb_stacks_; ++i) {
-            unregister_stack_socket(p->stacks_[i]);
-            stack::close(p->stacks_[i]);
-            p->stacks_[i] = nullptr;
-        }
-        p->nb_stacks_ = 0;
-        p->state_.store(SockState::orphan, std::memory_order_release);
     });
-    return open;
+    {
+        std::lock_guard lock(g_closing_mutex);
+        for (const Closing& c : g_closing) {
+            connections.push_back(c.socket);
+        }
+        g_closing.clear();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + graceful_limit;
+    for (stack::Socket* s : connections) {
+        while ((stack::events(s) & (stack::k_hangup | stack::k_error | stack::k_readable)) == 0 &&
+               std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        stack::close(s);
+    }
+    return static_cast<unsigned>(connections.size());
+}
+
+void sweep_closing_sockets() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<stack::Socket*> done;
+    {
+        std::lock_guard lock(g_closing_mutex);
+        for (std::size_t i = 0; i < g_closing.size();) {
+            const Closing& c = g_closing[i];
+            // Data for a closed socket: close now, the stack resets it as Linux does.
+            if (now - c.since >= k_closing_watch ||
+                (stack::events(c.socket) & (stack::k_hangup | stack::k_error | stack::k_readable)) != 0) {
+                done.push_back(c.socket);
+                g_closing[i] = g_closing.back();
+                g_closing.pop_back();
+            } else {
+                ++i;
+            }
+        }
+    }
+    for (stack::Socket* s : done) {
+        stack::close(s);
+    }
 }
 
 void lock_socket_pools() {
@@ -1057,10 +1150,12 @@ int bind(int fd, PosixSocket& p, const sockaddr* addr, socklen_t len) {
     p.bound_ = true;
     p.bind_addr_ = sin;
     p.state_.store(SockState::deferred, std::memory_order_release);
-    if (!proc.attached()) {
+    if (!proc.attached() && p.is_tcp()) {
+        // TCP: carried out when the socket is first used (forked workers attach then; a SYN that
+        // comes too early is retried by its sender). UDP has no retry: bound at once.
         GZ_LOG(debug, "socket %d: bound to %s on the fabric (carried out when first used)", fd,
                text_of(endpoint_of(sin)).c_str());
-        return 0; // carried out when the socket is first used (forked workers attach then)
+        return 0;
     }
     const int rc = materialize_locked(fd, p);
     if (rc < 0) {

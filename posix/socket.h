@@ -22,6 +22,7 @@
 // serialised per direction by the stack layer. State transitions take state_mutex_.
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <cstdint>
 #include <ctime>
@@ -175,9 +176,14 @@ Ref<PosixSocket> socket_of(int fd);
 void detach_epoll_watcher(Watcher* w, PosixSocket& socket);
 bool is_epoll_watcher(const Watcher* w);
 
-// Exit/exec: closes the stack sockets of every live fabric socket (FIN after the data they hold)
-// and forgets them; returns how many were open. Only with every other thread quiet.
-unsigned close_all_fabric_sockets();
+// Exit/exec: closes the stack sockets of every live fabric socket and forgets them. Connections
+// get a FIN after the data they hold, and are closed once the peer closed too or graceful_limit
+// passed (so that stopping the stacks resets nothing). Returns how many connections were open.
+// Only with every other thread quiet.
+unsigned close_all_fabric_sockets(std::chrono::milliseconds graceful_limit);
+// Dispatcher, each pass: releases closed connections whose close handshake ended (or that waited
+// long enough).
+void sweep_closing_sockets();
 // fork: the pools' lock, held across fork() so that the child never inherits it taken.
 void lock_socket_pools();
 void unlock_socket_pools();

@@ -974,6 +974,58 @@ void client_threads() {
     say("client done");
 }
 
+// --- memcache: many connections speaking memcached's text protocol (a client for the apps test) ---
+
+bool read_until(int fd, std::string& buf, const std::string& end) {
+    char chunk[4096];
+    while (buf.find(end) == std::string::npos) {
+        const ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n <= 0) {
+            return false;
+        }
+        buf.append(chunk, static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+void client_memcache() {
+    constexpr int k_threads = 4;
+    constexpr int k_conns_per_thread = 8;
+    constexpr int k_rounds = 50;
+    std::atomic<int> good{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < k_threads; ++t) {
+        threads.emplace_back([t, &good] {
+            std::vector<int> fds;
+            for (int c = 0; c < k_conns_per_thread; ++c) {
+                fds.push_back(tcp_connect(g_port));
+            }
+            bool ok = true;
+            for (int r = 0; r < k_rounds && ok; ++r) {
+                for (std::size_t c = 0; c < fds.size() && ok; ++c) {
+                    const std::string key = "k" + std::to_string(t) + "_" + std::to_string(c) + "_" + std::to_string(r);
+                    const std::string value = "value-" + key + std::string(static_cast<std::size_t>(r * 13 % 400), 'x');
+                    const std::string cmd = "set " + key + " 0 0 " + std::to_string(value.size()) + "\r\n" + value +
+                                            "\r\nget " + key + "\r\n";
+                    std::string reply;
+                    ok = write_all(fds[c], cmd.data(), cmd.size()) && read_until(fds[c], reply, "END\r\n") &&
+                         reply.rfind("STORED\r\nVALUE " + key, 0) == 0 && reply.find(value) != std::string::npos;
+                }
+            }
+            for (int fd : fds) {
+                (void)write(fd, "quit\r\n", 6);
+                close(fd);
+            }
+            good += ok ? 1 : 0;
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    say("memcache threads=%d connections=%d ok=%d", k_threads, k_threads * k_conns_per_thread, good.load());
+    say("client done");
+}
+
 // --- attach: what a process sees when it cannot attach (run alone, preloaded) ---------------------
 
 void server_attach() {
@@ -1037,6 +1089,7 @@ int main(int argc, char** argv) {
         {"udp", server_udp, client_udp},          {"signals", server_signals, client_signals},
         {"fork", server_fork, client_fork},       {"threads", server_threads, client_threads},
         {"attach", server_attach, server_attach}, {"exec", server_echo, client_exec},
+        {"memcache", server_echo, client_memcache},
     };
     for (const Family& f : families) {
         if (family == f.name) {

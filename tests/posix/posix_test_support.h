@@ -29,6 +29,16 @@ inline std::string lstack_lib() {
 #endif
 }
 
+// Libraries that must precede liblstack.so in LD_PRELOAD (the ASan runtime in sanitizer builds).
+inline std::string preload_list() {
+#ifdef GAZELLE_PRELOAD_FIRST
+    const std::string first = GAZELLE_PRELOAD_FIRST;
+#else
+    const std::string first;
+#endif
+    return first.empty() ? lstack_lib() : first + " " + lstack_lib();
+}
+
 inline const char* k_server_ip = "198.18.0.1";
 inline const char* k_client_ip = "198.18.0.2";
 
@@ -63,6 +73,13 @@ bridges = ( { name = "br0"; } );
         const std::string from = "mbufs_per_queue = 1023";
         if (const auto at = text.find(from); at != std::string::npos) {
             text.replace(at, from.size(), "mbufs_per_queue = 4095");
+        }
+        // One hugepage file per memseg list instead of one per page: a preloaded process then
+        // holds a handful of DPDK descriptors, not dozens (wrk, for one, sizes its event loop by
+        // its connection count and refuses higher fd numbers). doc/user-guide.md recommends it.
+        const std::string args = "extra_args = [\"--no-telemetry\"";
+        if (const auto at = text.find(args); at != std::string::npos) {
+            text.replace(at, args.size(), args + ", \"--single-file-segments\"");
         }
         const std::string level = "log_level = \"debug\"";
         if (const auto at = text.find(level); at != std::string::npos) {
@@ -101,7 +118,7 @@ bridges = ( { name = "br0"; } );
         if (const auto slash = program.rfind('/'); slash != std::string::npos) {
             program = program.substr(slash + 1);
         }
-        std::string cmd = "exec env LD_PRELOAD=" + sh_quote(lstack_lib()) + " LSTACK_CONF_PATH=" + sh_quote(conf) +
+        std::string cmd = "exec env LD_PRELOAD=" + sh_quote(preload_list()) + " ASAN_OPTIONS=detect_leaks=0 LSTACK_CONF_PATH=" + sh_quote(conf) +
                           " GAZELLE_BIND_PROCNAME=" + sh_quote(program) + " " + extra_env;
         for (const auto& a : argv) {
             cmd += " " + sh_quote(a);
