@@ -484,7 +484,12 @@ int run_producer(const Args& args) {
         stats.sent.store(stats.sent.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
     if (die) {
-        // Die inside an enqueue: slots written, tail never published.
+        // Die inside an enqueue: slots written, tail never published. Wait (bounded) for room
+        // first: with the consumer behind, a full lane would leave nothing to salvage.
+        const auto room_deadline = now_ns() + 2'000'000'000ull;
+        while (inbox.lane_pending(lane) + k_die_unpublished > inbox.lane_capacity() && now_ns() < room_deadline) {
+            sched_yield();
+        }
         std::array<rte_mbuf*, k_die_unpublished> doomed{};
         for (unsigned i = 0; i < k_die_unpublished; ++i) {
             doomed[i] = as_mbuf(object(lane, epoch, next + i));

@@ -202,7 +202,8 @@ TEST_F(InboxMpTest, ProducersPreemptedOnASharedCpuKeepThroughputHigh) {
                 "producers used %.2f CPU s: %.1f Mobj per producer CPU second\n",
                 r.per_sec / 1e6, r.count, producer_cpu, per_cpu_sec / 1e6);
     std::printf("%s\n", stats ? stats->c_str() : "no stats");
-    EXPECT_GT(per_cpu_sec, 5e6);
+    // 2 M/s: > 5x the collapsed ring's best, and met by sanitizer builds (ASan measured 4.8 M/s).
+    EXPECT_GT(per_cpu_sec, 2e6);
     EXPECT_GT(r.per_sec, 1e6) << "even on a loaded machine";
     EXPECT_GT(num(stats, "l0_count"), 0) << "both producers make progress";
     EXPECT_GT(num(stats, "l1_count"), 0);
@@ -280,6 +281,7 @@ TEST_F(InboxMpTest, KilledProducerStallsNobodyAndItsLaneIsSalvagedAndTakenOver) 
             EXPECT_EQ(num(salvaged, "first"), received_last + 1);
         }
         if (die_inside) {
+            EXPECT_GT(num(dying, "n"), 0) << "the victim found no room to die inside an enqueue";
             EXPECT_EQ(num(salvaged, "count"), num(dying, "n"));
             EXPECT_EQ(num(salvaged, "first"), num(dying, "first"));
             EXPECT_EQ(received_last + 1, num(dying, "first"));
