@@ -358,16 +358,11 @@ AttachOutcome Process::ensure_attached(std::uint32_t ipv4_hint) {
     if (!attachment) {
         return fail_attach(attachment.error().message);
     }
-    stack::AttachPlan plan;
-    plan.eal_args = attachment->eal_args();
-    // Quiet EAL by default (it runs inside the application); lstack.conf dpdk_args come later
-    // in the list and win.
+    stack::AttachPlan plan = stack::plan_from_manager(*attachment);
+    // Quiet EAL by default (it runs inside the application); lstack.conf dpdk_args come last in
+    // the list and win.
     const std::size_t extra = c->dpdk_args.size();
-    plan.eal_args.insert(plan.eal_args.end() - static_cast<std::ptrdiff_t>(extra),
-                         {"--log-level=lib.*:warning", "--main-lcore=" + std::to_string(attachment->lcores()[0])});
-    for (unsigned i = 0; i < attachment->nb_queues(); ++i) {
-        plan.stacks.push_back(stack::StackAssignment{attachment->slots()[i], attachment->lcores()[i], attachment->cpus()[i]});
-    }
+    plan.eal_args.insert(plan.eal_args.end() - static_cast<std::ptrdiff_t>(extra), "--log-level=lib.*:warning");
     auto job = std::make_shared<StartJob>();
     {
         SignalBlock block; // the runtime's threads (EAL, stacks) inherit a mask with every signal blocked
