@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -803,6 +804,7 @@ void server_fork() {
     for (pid_t& kid : kids) {
         kid = fork();
         if (kid == 0) {
+            (void)prctl(PR_SET_PDEATHSIG, SIGKILL); // a test that kills the parent kills us too
             int served = 0;
             for (;;) {
                 const int c = accept_one(lfd);
