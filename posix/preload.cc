@@ -10,6 +10,8 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -218,6 +220,54 @@ GZ_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t* offset, std::size_t c
     return sendfile(out_fd, in_fd, offset, count);
 }
 
+GZ_EXPORT int sendmmsg(int fd, mmsghdr* msgs, unsigned int count, int flags) noexcept {
+    Ref<PosixSocket> p = ours(fd) ? socket_of(fd) : Ref<PosixSocket>{};
+    if (!p) {
+        return static_cast<int>(syscall(SYS_sendmmsg, fd, msgs, count, flags));
+    }
+    unsigned int sent = 0;
+    for (; sent < count; ++sent) {
+        const ssize_t n = ops::sendmsg(fd, *p, &msgs[sent].msg_hdr, flags);
+        if (n < 0) {
+            return sent == 0 ? -1 : static_cast<int>(sent);
+        }
+        msgs[sent].msg_len = static_cast<unsigned int>(n);
+    }
+    return static_cast<int>(sent);
+}
+
+GZ_EXPORT int recvmmsg(int fd, mmsghdr* msgs, unsigned int count, int flags, timespec* timeout) noexcept {
+    Ref<PosixSocket> p = ours(fd) ? socket_of(fd) : Ref<PosixSocket>{};
+    if (!p) {
+        return static_cast<int>(syscall(SYS_recvmmsg, fd, msgs, count, flags, timeout));
+    }
+    // As Linux: the timeout is checked after each datagram; MSG_WAITFORONE makes the ones after
+    // the first non-blocking.
+    const Deadline deadline = timeout != nullptr ? Deadline::after_usec(static_cast<std::int64_t>(timeout->tv_sec) * 1000000 +
+                                                                        timeout->tv_nsec / 1000)
+                                                 : Deadline{};
+    unsigned int got = 0;
+    for (; got < count; ++got) {
+        int f = flags & ~MSG_WAITFORONE;
+        if (got != 0 && (flags & MSG_WAITFORONE) != 0) {
+            f |= MSG_DONTWAIT;
+        }
+        const ssize_t n = ops::recvmsg(fd, *p, &msgs[got].msg_hdr, f);
+        if (n < 0) {
+            if (got != 0 && (errno == EAGAIN || errno == EINTR)) {
+                break;
+            }
+            return got == 0 ? -1 : static_cast<int>(got);
+        }
+        msgs[got].msg_len = static_cast<unsigned int>(n);
+        if (deadline.expired()) {
+            ++got;
+            break;
+        }
+    }
+    return static_cast<int>(got);
+}
+
 // --- descriptors --------------------------------------------------------------------------------------
 
 GZ_EXPORT int close(int fd) noexcept {
@@ -225,6 +275,39 @@ GZ_EXPORT int close(int fd) noexcept {
         return real().close(fd);
     }
     return close_fd(fd);
+}
+
+namespace {
+// Forgets the table entries in [first, last] before the kernel closes the numbers.
+void forget_range(unsigned int first, unsigned int last) {
+    std::vector<int> fds;
+    fd_table().for_each_unsafe([&](int fd, FdObject*) {
+        if (static_cast<unsigned int>(fd) >= first && static_cast<unsigned int>(fd) <= last) {
+            fds.push_back(fd);
+        }
+    });
+    for (int fd : fds) {
+        (void)close_fd(fd);
+    }
+}
+} // namespace
+
+GZ_EXPORT int close_range(unsigned int first, unsigned int last, int flags) noexcept {
+    if ((static_cast<unsigned int>(flags) & CLOSE_RANGE_CLOEXEC) == 0 && first <= last) {
+        forget_range(first, last);
+    }
+    return static_cast<int>(syscall(SYS_close_range, first, last, flags));
+}
+
+GZ_EXPORT void closefrom(int lowfd) noexcept {
+    const auto first = static_cast<unsigned int>(lowfd < 0 ? 0 : lowfd);
+    forget_range(first, ~0u);
+    if (syscall(SYS_close_range, first, ~0u, 0) != 0) {
+        // Kernels without close_range: close what /proc says is open, like glibc does.
+        for (int fd = static_cast<int>(first); fd < 65536; ++fd) {
+            (void)real().close(fd);
+        }
+    }
 }
 
 GZ_EXPORT int shutdown(int fd, int how) noexcept {

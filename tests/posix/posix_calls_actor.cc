@@ -627,11 +627,11 @@ void server_udp() {
     result("bind", bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a));
     say("READY");
     char buf[2048];
-    for (int i = 0; i < 6; ++i) {
+    for (;;) {
         sockaddr_in from{};
         socklen_t len = sizeof from;
         const ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
-        if (n < 0) {
+        if (n < 0 || (n == 4 && std::memcmp(buf, "stop", 4) == 0)) {
             break;
         }
         // Echo each datagram twice as two datagrams: boundaries must survive.
@@ -707,6 +707,40 @@ void client_udp() {
     (void)send(fd, "y", 1, 0);
     (void)recv(fd, buf, sizeof buf, 0);
     (void)recv(fd, buf, sizeof buf, 0);
+    // sendmmsg / recvmmsg: two datagrams out, four back (each echoed twice).
+    char d1[] = "first";
+    char d2[] = "second!";
+    iovec out_iov[2] = {{d1, 5}, {d2, 7}};
+    mmsghdr out_msgs[2] = {};
+    out_msgs[0].msg_hdr.msg_iov = &out_iov[0];
+    out_msgs[0].msg_hdr.msg_iovlen = 1;
+    out_msgs[1].msg_hdr.msg_iov = &out_iov[1];
+    out_msgs[1].msg_hdr.msg_iovlen = 1;
+    result("sendmmsg", sendmmsg(fd, out_msgs, 2, 0));
+    say("sendmmsg lens=%u,%u", out_msgs[0].msg_len, out_msgs[1].msg_len);
+    usleep(100000);
+    char in_buf[4][16] = {};
+    iovec in_iov[4];
+    mmsghdr in_msgs[4] = {};
+    for (int i = 0; i < 4; ++i) {
+        in_iov[i] = iovec{in_buf[i], sizeof in_buf[i]};
+        in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
+        in_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    result("recvmmsg", recvmmsg(fd, in_msgs, 4, MSG_WAITFORONE, nullptr));
+    say("recvmmsg lens=%u,%u,%u,%u", in_msgs[0].msg_len, in_msgs[1].msg_len, in_msgs[2].msg_len, in_msgs[3].msg_len);
+    (void)send(fd, "stop", 4, 0);
+    // close_range on two fabric sockets moved to high numbers.
+    const int a = socket(AF_INET, SOCK_DGRAM, 0);
+    const int b = socket(AF_INET, SOCK_DGRAM, 0);
+    (void)sendto(a, "z", 1, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&srv), sizeof srv);
+    (void)sendto(b, "z", 1, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&srv), sizeof srv);
+    (void)dup2(a, 300);
+    (void)dup2(b, 301);
+    close(a);
+    close(b);
+    result("close_range", close_range(300, 301, 0));
+    result("send after close_range", sendto(300, "z", 1, 0, reinterpret_cast<sockaddr*>(&srv), sizeof srv));
     close(fd);
     say("client done");
 }
