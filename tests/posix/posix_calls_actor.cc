@@ -416,6 +416,7 @@ void client_nonblock() {
 void server_epoll() {
     const int lfd = tcp_listener(g_port);
     say("READY");
+    close(accept_one(lfd)); // the client's early (epoll-before-connect) connection
     // One connection: the client drives; we send on command bytes.
     const int c = accept_one(lfd);
     char cmd = 0;
@@ -438,6 +439,23 @@ int epoll_count(int ep, int ms, epoll_event* out = nullptr, int max = 8) {
 }
 
 void client_epoll() {
+    {
+        // Registered while not yet placed, then connected: the registration follows the socket.
+        const int early = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        const int eps = epoll_create1(0);
+        epoll_event e{};
+        e.events = EPOLLOUT;
+        e.data.u64 = 0x7777;
+        result("early ctl add", epoll_ctl(eps, EPOLL_CTL_ADD, early, &e));
+        sockaddr_in a = addr_of(g_ip, g_port);
+        result("early connect", connect(early, reinterpret_cast<sockaddr*>(&a), sizeof a));
+        epoll_event got{};
+        const int n = epoll_wait(eps, &got, 1, 3000);
+        say("early: n=%d data=%llx out=%d", n, n > 0 ? static_cast<unsigned long long>(got.data.u64) : 0ull,
+            n > 0 && (got.events & EPOLLOUT) != 0);
+        close(early);
+        close(eps);
+    }
     const int fd = tcp_connect(g_port);
     set_nonblock(fd, true);
     const int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -555,6 +573,7 @@ void client_epoll() {
 void server_poll() { server_epoll(); }
 
 void client_poll() {
+    close(tcp_connect(g_port)); // what the epoll family's early connection is to the server
     const int fd = tcp_connect(g_port);
     int pipefd[2];
     (void)pipe(pipefd);
@@ -1079,6 +1098,35 @@ void server_attach() {
     say("server done");
 }
 
+// --- forkchild: the child of a process that uses a socket -------------------------------------
+
+void client_forkchild() {
+    const int fd = tcp_connect(g_port);
+    result("parent write", write(fd, "ping", 4));
+    char buf[8];
+    result0("parent read", read_exact(fd, buf, 4) ? 0 : -1);
+    const pid_t kid = fork();
+    if (kid == 0) {
+        // On the fabric the connection lives in the parent's stack: this process cannot use it.
+        result("child write inherited", write(fd, "oops", 4));
+        result("child close inherited", close(fd));
+        // New sockets of the child use the kernel.
+        const int k = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in lo = addr_of("127.0.0.1", 1);
+        result("child connect loopback", connect(k, reinterpret_cast<sockaddr*>(&lo), sizeof lo));
+        close(k);
+        std::fflush(stdout);
+        _exit(0);
+    }
+    int st = 0;
+    (void)waitpid(kid, &st, 0);
+    say("child exited=%d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    result("parent write after fork", write(fd, "pong", 4));
+    result0("parent read after fork", read_exact(fd, buf, 4) ? 0 : -1);
+    close(fd);
+    say("client done");
+}
+
 // --- exec: attach, then exec another program ------------------------------------------------------
 
 void server_echo() {
@@ -1125,7 +1173,7 @@ int main(int argc, char** argv) {
         {"udp", server_udp, client_udp},          {"signals", server_signals, client_signals},
         {"fork", server_fork, client_fork},       {"threads", server_threads, client_threads},
         {"attach", server_attach, server_attach}, {"exec", server_echo, client_exec},
-        {"memcache", server_echo, client_memcache},
+        {"memcache", server_echo, client_memcache},  {"forkchild", server_echo, client_forkchild},
     };
     for (const Family& f : families) {
         if (family == f.name) {

@@ -107,5 +107,24 @@ TEST_F(PosixLifecycle, ExecDetachesCleanly) {
     expect_clean_detach(server.pid());
 }
 
+// fork after attach: the child cannot use the parent's connection (EBADFD), its own sockets are
+// kernel sockets, and the parent's connection is unaffected.
+TEST_F(PosixLifecycle, ChildOfAnAttachedProcessUsesTheKernel) {
+    Child server(preloaded(server_conf_, {actor(), "server", "forkchild", k_server_ip, std::to_string(port())}));
+    ASSERT_TRUE(server.expect("READY", 30s)) << server.transcript();
+    Child client(preloaded(client_conf_, {actor(), "client", "forkchild", k_server_ip, std::to_string(port())}));
+    const auto lines = lines_until(client, "client done", 30s);
+    EXPECT_TRUE(client.wait_success()) << joined(lines);
+    EXPECT_EQ(count_lines(lines, "child write inherited: errno=EBADFD"), 1u) << joined(lines);
+    EXPECT_EQ(count_lines(lines, "child close inherited: rc=0"), 1u) << joined(lines);
+    EXPECT_EQ(count_lines(lines, "child connect loopback: errno=ECONNREFUSED"), 1u) << "a kernel socket:\n" << joined(lines);
+    EXPECT_EQ(count_lines(lines, "child exited=0"), 1u) << joined(lines);
+    EXPECT_EQ(count_lines(lines, "parent read after fork: rc=0"), 1u) << joined(lines);
+    expect_clean_detach(client.pid());
+    (void)lines_until(server, "server done", 20s);
+    EXPECT_TRUE(server.wait_success());
+    expect_clean_detach(server.pid());
+}
+
 } // namespace
 } // namespace gazelle::test
