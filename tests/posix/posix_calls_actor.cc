@@ -416,9 +416,10 @@ void client_nonblock() {
 void server_epoll() {
     const int lfd = tcp_listener(g_port);
     say("READY");
-    close(accept_one(lfd)); // the client's early (epoll-before-connect) connection
-    // One connection: the client drives; we send on command bytes.
+    // One connection: the client drives; we send on command bytes. Then the client's second
+    // (epoll-before-connect) connection, closed at once.
     const int c = accept_one(lfd);
+    close(accept_one(lfd));
     char cmd = 0;
     while (read(c, &cmd, 1) == 1) {
         if (cmd == 'd') { // send 10 bytes
@@ -439,6 +440,7 @@ int epoll_count(int ep, int ms, epoll_event* out = nullptr, int max = 8) {
 }
 
 void client_epoll() {
+    const int fd = tcp_connect(g_port); // retried until the server listens (its listener goes on the fabric at first use)
     {
         // Registered while not yet placed, then connected: the registration follows the socket.
         const int early = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -451,12 +453,11 @@ void client_epoll() {
         result("early connect", connect(early, reinterpret_cast<sockaddr*>(&a), sizeof a));
         epoll_event got{};
         const int n = epoll_wait(eps, &got, 1, 3000);
-        say("early: n=%d data=%llx out=%d", n, n > 0 ? static_cast<unsigned long long>(got.data.u64) : 0ull,
-            n > 0 && (got.events & EPOLLOUT) != 0);
+        say("early: n=%d data=%llx out=%d err=%d", n, n > 0 ? static_cast<unsigned long long>(got.data.u64) : 0ull,
+            n > 0 && (got.events & EPOLLOUT) != 0, n > 0 && (got.events & EPOLLERR) != 0);
         close(early);
         close(eps);
     }
-    const int fd = tcp_connect(g_port);
     set_nonblock(fd, true);
     const int ep = epoll_create1(EPOLL_CLOEXEC);
     const int ep2 = epoll_create(4);
@@ -573,8 +574,8 @@ void client_epoll() {
 void server_poll() { server_epoll(); }
 
 void client_poll() {
-    close(tcp_connect(g_port)); // what the epoll family's early connection is to the server
     const int fd = tcp_connect(g_port);
+    close(tcp_connect(g_port)); // the server expects a second connection (the epoll family's early one)
     int pipefd[2];
     (void)pipe(pipefd);
     pollfd p[3] = {{fd, POLLIN, 0}, {pipefd[0], POLLIN, 0}, {-1, POLLIN, 0}};
