@@ -39,6 +39,15 @@ inline std::string preload_list() {
     return first.empty() ? lstack_lib() : first + " " + lstack_lib();
 }
 
+// True in sanitizer builds (a runtime is preloaded before liblstack.so).
+inline bool sanitizer_preload() {
+#ifdef GAZELLE_PRELOAD_FIRST
+    return !std::string(GAZELLE_PRELOAD_FIRST).empty();
+#else
+    return false;
+#endif
+}
+
 inline const char* k_server_ip = "198.18.0.1";
 inline const char* k_client_ip = "198.18.0.2";
 
