@@ -120,10 +120,15 @@ public:
         }
     }
 
+    // Read first, then clear: cleared first, a maybe_wake() between the two could see the flag
+    // clear, write, and have its write eaten by our read, leaving the flag set with the eventfd
+    // empty: no wake-up would ever be written again (sleepers would only wake on timeouts).
+    // This order is safe because every caller harvests after draining: an enqueue whose
+    // maybe_wake() saw the flag still set is in the ready list by then.
     void drain_wake() {
         std::uint64_t v = 0;
-        wake_pending_.store(false, std::memory_order_release);
         (void)real().read(wake_fd_, &v, sizeof v);
+        wake_pending_.store(false, std::memory_order_seq_cst);
     }
 
     bool ready_empty() {
