@@ -89,6 +89,12 @@ public:
     // it, then free the queue. Idempotent.
     Result<ReclaimReport> reclaim_queue(QueueSlot slot);
 
+    // Manager, leaving while apps still run on the fabric: the destructor then leaves every shared
+    // object in place. Freeing them would make EAL unmap their pages in every secondary (memory
+    // hot-unplug is synchronous across processes) under stacks that are still polling: they
+    // crash. The hugepages return to the system when the last process exits.
+    void leave_objects_to_survivors() { owner_ = false; }
+
 private:
     Fabric() = default;
     void wait_grace(QueueSlot leaving, ReclaimReport& report);

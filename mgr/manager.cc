@@ -329,7 +329,14 @@ Manager::Impl::~Impl() {
     heartbeat_timer.reset();
     sigterm_source.reset();
     sigint_source.reset();
-    if (fabric) {
+    // Apps still running on the fabric keep its memory and ports: they go on serving (and a new
+    // manager starts once they are gone, doc/manager.md "When the manager dies").
+    const std::vector<pid_t> survivors = eal_up ? fabric_processes(config.dpdk.file_prefix) : std::vector<pid_t>{};
+    if (fabric && !survivors.empty()) {
+        log_notice("%zu process(es) still run on the fabric: leaving its shared memory and ports to them",
+                   survivors.size());
+        fabric->leave_objects_to_survivors();
+    } else if (fabric) {
         stop_ethdev_ports(*fabric, ethdev_ports);
     }
     fabric.reset();
@@ -337,7 +344,7 @@ Manager::Impl::~Impl() {
         (void)rte_eal_cleanup();
         // EAL leaves the hugepage files and runtime directory behind; remove them unless some
         // process of the fabric still maps them.
-        if (fabric_processes(config.dpdk.file_prefix).empty()) {
+        if (survivors.empty() && fabric_processes(config.dpdk.file_prefix).empty()) {
             remove_fabric_files(config.dpdk.file_prefix, config.dpdk.huge_dir);
         }
     }
