@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -553,6 +554,39 @@ TEST_F(Registration, SecondManagerIsRefusedAndSurvivorsOfADeadOneBlockARestart) 
     mgr_.emplace(mgr_command(config_path_));
     EXPECT_TRUE(mgr_->expect("Removed stale registration socket '" + config_.socket + "'", 30s)) << mgr_->transcript();
     EXPECT_TRUE(mgr_->expect("Ready:", 30s)) << mgr_->transcript();
+}
+
+// The trust boundary of the fabric's memory (doc/security.md): whoever maps it can read and write
+// every packet and every other app's state, so only the manager's user may. EAL makes the hugepage
+// files and its runtime directory owner-only; this checks it stays so (no umask or option of ours
+// widens them), and that the registration socket is 0660.
+TEST_F(Registration, FabricMemoryAndRuntimeFilesAreOwnerOnly) {
+    ASSERT_TRUE(start_manager());
+    unsigned checked = 0;
+    auto expect_private = [&](const std::filesystem::path& path, bool dir) {
+        struct stat st {};
+        ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+        EXPECT_EQ(st.st_uid, geteuid()) << path;
+        if (dir || !S_ISSOCK(st.st_mode)) { // EAL's mp sockets are 0755, behind a 0700 directory
+            EXPECT_EQ(st.st_mode & 077, 0u) << path << " mode " << std::oct << (st.st_mode & 07777);
+        }
+        ++checked;
+    };
+    const std::filesystem::path runtime = "/var/run/dpdk/" + config_.file_prefix;
+    expect_private(runtime, true);
+    for (const auto& e : std::filesystem::directory_iterator(runtime)) {
+        expect_private(e.path(), false);
+    }
+    unsigned pages = 0;
+    for (const auto& e : std::filesystem::directory_iterator(config_.huge_dir)) {
+        expect_private(e.path(), false);
+        ++pages;
+    }
+    EXPECT_GT(pages, 0u) << "no hugepage file in " << config_.huge_dir;
+    struct stat sock {};
+    ASSERT_EQ(stat(config_.socket.c_str(), &sock), 0);
+    EXPECT_EQ(sock.st_mode & 0777, 0660u);
+    EXPECT_GT(checked, pages);
 }
 
 // A clean stop (SIGTERM, systemctl stop) with apps still attached must not free the fabric's
