@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -1140,6 +1141,106 @@ void server_echo() {
     say("server done");
 }
 
+// Wake-ups under concurrency: eight connections answered at once, both ends sleeping in
+// epoll_wait() between rounds, so readiness changes race with the sleeper's own wake-up
+// handling. A lost wake-up shows as a wait that runs into its timeout with data pending (a
+// race of exactly this kind once left redis-server waking only on its 100 ms timer).
+constexpr int k_wake_conns = 8;
+constexpr int k_wake_timeout_ms = 1000;
+constexpr auto k_wake_slow = std::chrono::milliseconds(400);
+
+void server_wakeups() {
+    const int lfd = tcp_listener(g_port);
+    const int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = lfd;
+    (void)epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    say("READY");
+    int open_conns = 0;
+    int accepted = 0;
+    while (accepted < k_wake_conns || open_conns > 0) {
+        epoll_event out[16];
+        const int n = epoll_wait(ep, out, 16, k_wake_timeout_ms);
+        for (int i = 0; i < n; ++i) {
+            const int fd = out[i].data.fd;
+            if (fd == lfd) {
+                const int c = accept_one(lfd);
+                if (c >= 0) {
+                    ev.data.fd = c;
+                    (void)epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+                    ++accepted;
+                    ++open_conns;
+                }
+                continue;
+            }
+            char buf[64];
+            const ssize_t r = read(fd, buf, sizeof buf);
+            if (r <= 0) {
+                (void)epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+                close(fd);
+                --open_conns;
+            } else if (!write_all(fd, buf, static_cast<std::size_t>(r))) {
+                say("# echo write failed: %s", std::strerror(errno));
+            }
+        }
+    }
+    close(ep);
+    close(lfd);
+    say("server done");
+}
+
+void client_wakeups() {
+    std::array<int, k_wake_conns> fds{};
+    const int ep = epoll_create1(0);
+    for (int& fd : fds) {
+        fd = tcp_connect(g_port);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        (void)epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    int slow = 0;
+    int rounds = 0;
+    bool replies_ok = true;
+    const auto end = Clock::now() + std::chrono::seconds(3);
+    while (Clock::now() < end && replies_ok) {
+        for (int fd : fds) {
+            replies_ok = replies_ok && write_all(fd, "w", 1);
+        }
+        int got = 0;
+        while (got < k_wake_conns && replies_ok) {
+            epoll_event out[k_wake_conns];
+            const auto before = Clock::now();
+            const int n = epoll_wait(ep, out, k_wake_conns, k_wake_timeout_ms);
+            if (Clock::now() - before >= k_wake_slow) {
+                ++slow;
+            }
+            if (n < 0 && errno != EINTR) {
+                replies_ok = false;
+            }
+            for (int i = 0; i < n; ++i) {
+                char c = 0;
+                const ssize_t r = read(out[i].data.fd, &c, 1);
+                if (r == 1 && c == 'w') {
+                    ++got;
+                } else if (r == 0 || (r < 0 && errno != EAGAIN)) {
+                    replies_ok = false;
+                }
+            }
+        }
+        ++rounds;
+    }
+    for (int fd : fds) {
+        close(fd);
+    }
+    close(ep);
+    say("# wakeups: %d rounds of %d replies", rounds, k_wake_conns);
+    say("wakeups: replies %s", replies_ok ? "ok" : "failed");
+    say("wakeups: waits over %lld ms: %d", static_cast<long long>(k_wake_slow.count()), slow);
+    say("client done");
+}
+
 void client_exec() {
     const int fd = tcp_connect(g_port);
     result("write", write(fd, "hello", 5));
@@ -1174,7 +1275,7 @@ int main(int argc, char** argv) {
         {"udp", server_udp, client_udp},          {"signals", server_signals, client_signals},
         {"fork", server_fork, client_fork},       {"threads", server_threads, client_threads},
         {"attach", server_attach, server_attach}, {"exec", server_echo, client_exec},
-        {"memcache", server_echo, client_memcache},  {"forkchild", server_echo, client_forkchild},
+        {"memcache", server_echo, client_memcache},  {"wakeups", server_wakeups, client_wakeups},  {"forkchild", server_echo, client_forkchild},
     };
     for (const Family& f : families) {
         if (family == f.name) {

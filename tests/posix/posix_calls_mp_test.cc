@@ -79,6 +79,7 @@ TEST_F(PosixCalls, PollPpollSelectPselect) { compare("poll"); }
 TEST_F(PosixCalls, UdpDatagrams) { compare("udp"); }
 TEST_F(PosixCalls, SignalsInterruptBlockingCalls) { compare("signals"); }
 TEST_F(PosixCalls, ThreadsShareSocketsAndStacks) { compare("threads"); }
+TEST_F(PosixCalls, ConcurrentWakeupsAreNeverLost) { compare("wakeups"); }
 
 // The server forks two workers after creating its listener (it never attaches itself); each
 // worker attaches on first use and gets its own queue, the fabric shares the listener.
