@@ -114,7 +114,12 @@ int open_on_fabric(PosixSocket& p) {
         }
         int rc = 0;
         if (bound || p.listening_) {
-            rc = stack::bind(s, chosen);
+            bool reuse = false;
+            if (p.type_ == stack::SocketType::udp) {
+                std::lock_guard lock(p.options_mutex_);
+                reuse = p.options_.reuseaddr != 0 || p.options_.reuseport != 0;
+            }
+            rc = stack::bind(s, chosen, reuse);
         }
         if (rc == 0 && p.listening_) {
             rc = stack::listen(s, p.backlog_);

@@ -99,7 +99,9 @@ Socket* socket_open(Stack& stack, SocketType type, int* error) {
     return s;
 }
 
-int bind(Socket* s, Ipv4Endpoint local) { return call(s, Request::Kind::bind, local); }
+int bind(Socket* s, Ipv4Endpoint local, bool reuse_address) {
+    return call(s, Request::Kind::bind, local, reuse_address ? 1 : 0);
+}
 
 int listen(Socket* s, int backlog) {
     if (s->type_ != SocketType::tcp) {

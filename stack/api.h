@@ -53,8 +53,11 @@ Socket* socket_open(Stack& stack, SocketType type, int* error = nullptr);
 
 // Binds to `local` (addr 0 or the stack's port address; port 0: the stack chooses at listen or
 // connect time). 0, -EADDRINUSE, -EADDRNOTAVAIL (not our address), -EINVAL (already bound),
-// -ESHUTDOWN. UDP: also makes the fabric deliver datagrams for the port to this stack.
-int bind(Socket* s, Ipv4Endpoint local);
+// -ESHUTDOWN. UDP: also makes the fabric deliver datagrams for the port to this stack; with
+// `reuse_address` (SO_REUSEADDR/SO_REUSEPORT, needed on every socket of the port, as in Linux)
+// several UDP sockets of this stack share the port: a datagram goes to the connected one whose
+// peer sent it, else to an unconnected one (iperf3's server binds its next stream this way).
+int bind(Socket* s, Ipv4Endpoint local, bool reuse_address = false);
 
 // TCP: starts listening; new connections for the port are shared with every other stack (of any
 // process) listening on it. 0, -EADDRINUSE, -ENOSPC (flow table full), -ENOMEM, -EINVAL, -ESHUTDOWN.

@@ -98,7 +98,7 @@ void StackEngine::execute(Request& r) {
     }
     int result = -EINVAL;
     switch (r.kind) {
-    case Request::Kind::bind: result = do_bind(s, r.endpoint); break;
+    case Request::Kind::bind: result = do_bind(s, r.endpoint, r.arg != 0); break;
     case Request::Kind::listen: result = do_listen(s, r.arg); break;
     case Request::Kind::connect: result = do_connect(s, r.endpoint); break;
     case Request::Kind::kick: break;
@@ -108,7 +108,7 @@ void StackEngine::execute(Request& r) {
     detail::futex_wake_private(r.done);
 }
 
-int StackEngine::do_bind(Socket& s, Ipv4Endpoint local) {
+int StackEngine::do_bind(Socket& s, Ipv4Endpoint local, bool reuse_address) {
     if ((s.state_.load() & (state::bound | state::dead)) != 0) {
         return -EINVAL;
     }
@@ -122,12 +122,15 @@ int StackEngine::do_bind(Socket& s, Ipv4Endpoint local) {
         if (pcb == nullptr) {
             return -ENOMEM;
         }
+        if (reuse_address) {
+            ip_set_option(pcb, SOF_REUSEADDR); // lwIP admits a second bind only if both have it
+        }
         if (const err_t err = udp_bind(pcb, &ip, ntohs(local.port)); err != ERR_OK) {
             udp_remove(pcb);
             return errno_of(err);
         }
         const Ipv4Endpoint bound{local.addr, htons(pcb->local_port)};
-        if (const int rc = add_listener_rule(k_proto_udp, bound); rc != 0) {
+        if (const int rc = add_udp_port_user(bound); rc != 0) {
             udp_remove(pcb);
             return rc;
         }
@@ -168,7 +171,7 @@ int StackEngine::do_listen(Socket& s, int backlog) {
         return 0;
     }
     if (s.tcp_ == nullptr) {
-        if (const int rc = do_bind(s, Ipv4Endpoint{}); rc != 0) {
+        if (const int rc = do_bind(s, Ipv4Endpoint{}, false); rc != 0) {
             return rc;
         }
     }
@@ -392,6 +395,32 @@ void StackEngine::remove_listener_rule(std::uint8_t proto, const Ipv4Endpoint& l
             stats_.drop_table_full += 1;
         }
     }
+}
+
+// The fabric's rule for a UDP port is one per stack; sockets of this stack sharing the port
+// (reuse_address) share it, and the last one to close removes it.
+int StackEngine::add_udp_port_user(const Ipv4Endpoint& local) {
+    const std::uint64_t key = (std::uint64_t{local.addr} << 16) | local.port;
+    auto it = udp_port_users_.find(key);
+    if (it != udp_port_users_.end()) {
+        ++it->second;
+        return 0;
+    }
+    if (const int rc = add_listener_rule(k_proto_udp, local); rc != 0) {
+        return rc;
+    }
+    udp_port_users_.emplace(key, 1u);
+    return 0;
+}
+
+void StackEngine::remove_udp_port_user(const Ipv4Endpoint& local) {
+    const std::uint64_t key = (std::uint64_t{local.addr} << 16) | local.port;
+    auto it = udp_port_users_.find(key);
+    if (it == udp_port_users_.end() || --it->second != 0) {
+        return;
+    }
+    udp_port_users_.erase(it);
+    remove_listener_rule(k_proto_udp, local);
 }
 
 void StackEngine::retry_removals() {
@@ -641,7 +670,7 @@ void StackEngine::close_listener(Socket& s) {
 
 void StackEngine::close_udp(Socket& s) {
     if (s.listener_rule_) {
-        remove_listener_rule(k_proto_udp, s.local_);
+        remove_udp_port_user(s.local_);
         s.listener_rule_ = false;
     }
     if (s.udp_ != nullptr) {

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <unordered_map>
 
 extern "C" {
 #include "lwip/ip_addr.h"
@@ -82,7 +83,7 @@ private:
 
     // Requests (app -> stack).
     void execute(Request& request);
-    int do_bind(Socket& s, Ipv4Endpoint local);
+    int do_bind(Socket& s, Ipv4Endpoint local, bool reuse_address);
     int do_listen(Socket& s, int backlog);
     int do_connect(Socket& s, Ipv4Endpoint remote);
     void service(Socket& s);
@@ -104,6 +105,8 @@ private:
     void remove_connection_rule(const fabric::FlowKey& key, std::uint32_t hash);
     int add_listener_rule(std::uint8_t proto, const Ipv4Endpoint& local);
     void remove_listener_rule(std::uint8_t proto, const Ipv4Endpoint& local);
+    int add_udp_port_user(const Ipv4Endpoint& local);
+    void remove_udp_port_user(const Ipv4Endpoint& local);
     void retry_removals();
     bool local_port_in_use(std::uint16_t port_host, const ip_addr_t& remote_ip, std::uint16_t remote_port) const;
 
@@ -144,6 +147,9 @@ private:
     };
     std::array<PendingRemoval, k_pending_removals> removals_{};
     unsigned nb_removals_ = 0;
+    // UDP ports bound by this stack ((addr << 16) | port, network order) -> sockets sharing the
+    // port's fabric rule. Control path only (bind, close).
+    std::unordered_map<std::uint64_t, unsigned> udp_port_users_;
 
     std::uint64_t connections_ = 0;     // live connection rules (QueueStats::connections)
     std::uint64_t lwip_drops_seen_ = 0; // lwIP error counters already folded into drop_malformed

@@ -415,16 +415,40 @@ TEST_F(Apps, Iperf3TcpBothEndsPreloaded) {
                 gbps[false], gbps[true]);
 }
 
-// iperf3 -u: its server binds a second UDP socket to the port it already uses for the (connected)
-// stream socket; the stack layer refuses the second bind (no 4-tuple UDP demultiplexing yet).
-TEST_F(Apps, DISABLED_Iperf3UdpBothEndsPreloaded) {
+// iperf3 -u: its server connect()s the UDP socket the first datagram reached and binds a second
+// one to the same port (SO_REUSEADDR) for the next stream: several UDP sockets of one stack share
+// a port, datagrams go to the connected one whose peer sent them.
+TEST_F(Apps, Iperf3UdpBothEndsPreloaded) {
+    REQUIRE_PROGRAM("/usr/bin/iperf3");
     const std::string p = std::to_string(port(32));
-    Child server(preloaded(server_conf_, {"/usr/bin/iperf3", "-s", "-1", "-B", k_server_ip, "-p", p}));
-    ASSERT_TRUE(server.expect("Server listening", 20s));
+    Child server(preloaded(server_conf_, {"/usr/bin/iperf3", "-s", "-1", "--forceflush", "-B", k_server_ip, "-p", p}));
+    ASSERT_TRUE(server.expect("Server listening", 20s)) << server.transcript();
+    wait_attached("iperf3");
     bool ok = false;
-    auto out = run_client({"/usr/bin/iperf3", "-c", k_server_ip, "-p", p, "-u", "-b", "100M", "-t", "2"}, true, 30s, &ok);
+    pid_t client_pid = 0;
+    auto out = run_client({"/usr/bin/iperf3", "-c", k_server_ip, "-p", p, "-u", "-b", "200M", "-t", "2", "--forceflush"},
+                          true, 30s, &ok, &client_pid);
     EXPECT_TRUE(ok) << joined(out);
+    // The receiver's summary: "... 0.00-2.00 sec  47.7 MBytes  200 Mbits/sec  0.010 ms  12/34567 (0.035%)  receiver"
+    std::string receiver;
+    for (const auto& l : out) {
+        if (l.find("receiver") != std::string::npos) {
+            receiver = l;
+        }
+    }
+    ASSERT_FALSE(receiver.empty()) << "no receiver summary: the datagrams never reached the server's stream socket\n"
+                                   << joined(out);
+    const auto slash = receiver.rfind('/');
+    const auto space = receiver.rfind(' ', slash);
+    ASSERT_NE(slash, std::string::npos);
+    const long lost = std::strtol(receiver.c_str() + space + 1, nullptr, 10);
+    const long total = std::strtol(receiver.c_str() + slash + 1, nullptr, 10);
+    EXPECT_GT(total, 10000) << receiver; // 200 Mbit/s of 1448-byte datagrams for 2 s: about 34000
+    EXPECT_LT(lost * 10, total) << "more than 10% of the datagrams lost: " << receiver;
+    std::printf("iperf3 UDP, 2 s at 200 Mbit/s, fabric (preloaded): %s\n", receiver.c_str());
     EXPECT_TRUE(server.wait_success(20s)) << server.transcript();
+    expect_clean_detach(server.pid());
+    expect_clean_detach(client_pid);
 }
 
 // --- sockperf -------------------------------------------------------------------------------------------
