@@ -25,15 +25,6 @@
 namespace gazelle::test {
 namespace {
 
-bool installed(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
-
-#define REQUIRE_PROGRAM(path)                                                   \
-    do {                                                                        \
-        if (!installed(path)) {                                                 \
-            GTEST_SKIP() << path << " is not installed (run tools/setup)";     \
-        }                                                                       \
-    } while (0)
-
 // "NAME: 1234.56 requests per second, ..." segments of redis-benchmark -q output (progress
 // updates share the line, separated by '\r').
 std::map<std::string, double> redis_rates(const std::vector<std::string>& lines) {
@@ -92,30 +83,6 @@ std::vector<std::string> all_lines(Child& child, std::chrono::milliseconds timeo
 class Apps : public PosixFabricTest {
 protected:
     int port(int offset) const { return 22000 + static_cast<int>(getpid() % 10000) + offset; }
-
-    // Waits (bounded) until the manager logged that `program` attached: a listener made before
-    // its process attached reaches the fabric at its first use, not at listen().
-    void wait_attached(const std::string& program, std::size_t count = 1) {
-        const auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (attached_pids(program).size() < count && std::chrono::steady_clock::now() < deadline) {
-            drain_mgr(20ms);
-        }
-        ASSERT_GE(attached_pids(program).size(), count) << program << " did not attach";
-        std::this_thread::sleep_for(50ms); // its listener rule follows the attach
-    }
-
-    // Pids of the manager's "Attached app <program>[pid]" lines so far.
-    std::vector<pid_t> attached_pids(const std::string& program) {
-        drain_mgr();
-        std::vector<pid_t> pids;
-        const std::string prefix = "Attached app " + program + "[";
-        for (const auto& line : mgr_log_) {
-            if (line.rfind(prefix, 0) == 0) {
-                pids.push_back(static_cast<pid_t>(std::stol(line.substr(prefix.size()))));
-            }
-        }
-        return pids;
-    }
 
     // Runs a client to completion (bounded) and returns its output.
     std::vector<std::string> run_client(std::vector<std::string> argv, bool fabric, std::chrono::milliseconds timeout,
@@ -233,16 +200,6 @@ TEST_F(Apps, RedisBenchmarkEveryCommandPipeliningManyClients) {
 }
 
 // --- nginx ------------------------------------------------------------------------------------------
-
-// Kills a process group when it goes out of scope (nginx workers outlive a killed master).
-struct GroupKiller {
-    pid_t group = 0;
-    ~GroupKiller() {
-        if (group > 0) {
-            (void)kill(-group, SIGKILL);
-        }
-    }
-};
 
 TEST_F(Apps, NginxWorkersServeCurlAndWrk) {
     REQUIRE_PROGRAM("/usr/sbin/nginx");

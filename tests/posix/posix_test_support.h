@@ -12,8 +12,10 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include "tests/mgr/mgr_test_support.h"
@@ -59,6 +61,25 @@ inline std::string sh_quote(const std::string& word) {
     }
     return out + "'";
 }
+
+inline bool installed(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
+
+#define REQUIRE_PROGRAM(path)                                                   \
+    do {                                                                        \
+        if (!::gazelle::test::installed(path)) {                                \
+            GTEST_SKIP() << path << " is not installed (run tools/setup)";     \
+        }                                                                       \
+    } while (0)
+
+// Kills a process group when it goes out of scope (nginx workers outlive a killed master).
+struct GroupKiller {
+    pid_t group = 0;
+    ~GroupKiller() {
+        if (group > 0) {
+            (void)kill(-group, SIGKILL);
+        }
+    }
+};
 
 class PosixFabricTest : public ::testing::Test {
 protected:
@@ -190,6 +211,30 @@ bridges = ( { name = "br0"; } );
             EXPECT_EQ(count_before(line, "rules,"), 0) << line;
             EXPECT_EQ(count_before(line, "listeners,"), 0) << line;
         }
+    }
+
+    // Waits (bounded) until the manager logged that `program` attached: a listener made before
+    // its process attached reaches the fabric at its first use, not at listen().
+    void wait_attached(const std::string& program, std::size_t count = 1) {
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (attached_pids(program).size() < count && std::chrono::steady_clock::now() < deadline) {
+            drain_mgr(20ms);
+        }
+        ASSERT_GE(attached_pids(program).size(), count) << program << " did not attach";
+        std::this_thread::sleep_for(50ms); // its listener rule follows the attach
+    }
+
+    // Pids of the manager's "Attached app <program>[pid]" lines so far.
+    std::vector<pid_t> attached_pids(const std::string& program) {
+        drain_mgr();
+        std::vector<pid_t> pids;
+        const std::string prefix = "Attached app " + program + "[";
+        for (const auto& line : mgr_log_) {
+            if (line.rfind(prefix, 0) == 0) {
+                pids.push_back(static_cast<pid_t>(std::stol(line.substr(prefix.size()))));
+            }
+        }
+        return pids;
     }
 
     // Lines of a child until one starts with `last` (included), EOF or the timeout.
