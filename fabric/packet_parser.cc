@@ -71,6 +71,16 @@ PacketInfo parse_ipv4(const std::uint8_t* ip, std::uint32_t len) {
     if (l4_len < need) {
         return info; // malformed: a first fragment too short for its own ports
     }
+    // A whole UDP datagram must agree with its own length field: lwIP reads neither it nor the
+    // excess, so a short claim would hand the application bytes the sender never counted and a
+    // long one a datagram cut short (a first fragment's claim covers the whole datagram).
+    const bool first_fragment = (fragment & 0x2000u) != 0;
+    if (info.proto == k_proto_udp && !first_fragment) {
+        const std::uint32_t udp_len = load_be16(l4 + 4);
+        if (udp_len < 8u || udp_len != l4_len) {
+            return info; // malformed
+        }
+    }
     info.src_port = load_raw16(l4);
     info.dst_port = load_raw16(l4 + 2);
     if (info.proto == k_proto_tcp) {

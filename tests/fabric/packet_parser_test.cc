@@ -39,6 +39,9 @@ std::vector<std::uint8_t> ipv4(std::uint8_t proto, std::uint16_t sport, std::uin
         put16(f, l4, sport);
         put16(f, l4 + 2, dport);
     }
+    if (proto == 17 && l4_len >= 8) {
+        put16(f, l4 + 4, static_cast<std::uint16_t>(l4_len)); // UDP length
+    }
     if (proto == 6 && l4_len >= 14) {
         f[l4 + 13] = 0x02; // SYN
     }
@@ -89,6 +92,22 @@ TEST(PacketParser, TruncatedOrInconsistentHeadersAreMalformed) {
     auto big_ihl = ipv4(17, 1, 2, 5, 8);
     big_ihl[14] = 0x4f; // claims 60 header bytes, total length 28
     EXPECT_EQ(parse(big_ihl).kind, PacketKind::malformed);
+}
+
+TEST(PacketParser, UdpLengthFieldMustMatchTheDatagram) {
+    auto longer = ipv4(17, 1, 2, 5, 16);
+    put16(longer, 14 + 20 + 4, 200); // claims more than the datagram holds
+    EXPECT_EQ(parse(longer).kind, PacketKind::malformed);
+    auto tiny = ipv4(17, 1, 2, 5, 16);
+    put16(tiny, 14 + 20 + 4, 4); // below its own header
+    EXPECT_EQ(parse(tiny).kind, PacketKind::malformed);
+    auto shorter = ipv4(17, 1, 2, 5, 16);
+    put16(shorter, 14 + 20 + 4, 12); // four bytes the sender did not count
+    EXPECT_EQ(parse(shorter).kind, PacketKind::malformed);
+    // A first fragment's UDP length covers the whole datagram, not this fragment.
+    auto first = ipv4(17, 1, 2, 5, 16, 0x2000);
+    put16(first, 14 + 20 + 4, 3000);
+    EXPECT_EQ(parse(first).kind, PacketKind::ipv4_flow);
 }
 
 TEST(PacketParser, LaterFragmentsAndIcmpAreLeftToTheReceivingStack) {
