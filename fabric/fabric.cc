@@ -3,6 +3,8 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include <rte_mempool.h>
@@ -18,10 +20,10 @@ std::string describe(const ReclaimReport& r) {
     char line[512];
     std::snprintf(line, sizeof line,
                   "queue %u (pid %d, epoch %u): %u rules, %u listeners, %u memp pools (%llu KiB), %u mbufs "
-                  "returned, %u from lcore caches, %u inbox, %u rx queue, %u unpublished%s in %.0f us",
+                  "returned, %u from lcore caches, %u re-steered, %u inbox, %u rx queue, %u unpublished%s in %.0f us",
                   r.slot, r.pid, r.epoch, r.rules, r.listeners, r.memp_pools,
                   static_cast<unsigned long long>(r.memp_bytes >> 10), r.mbufs_returned, r.cache_flushed,
-                  r.inbox_drained, r.rx_drained, r.salvaged, r.grace_timed_out ? " (grace wait timed out)" : "",
+                  r.resteered, r.inbox_drained, r.rx_drained, r.salvaged, r.grace_timed_out ? " (grace wait timed out)" : "",
                   r.usec);
     return line;
 }
@@ -151,6 +153,26 @@ Result<Epoch> Fabric::claim_queue(QueueSlot slot, std::int32_t pid, std::uint16_
     return epoch;
 }
 
+namespace {
+
+// True when `pid` has exited (gone, or a zombie): its stacks will never beat again. Two apps
+// that die together must not make each other's reclaim wait out the grace timeout.
+bool process_gone(std::int32_t pid) {
+    if (pid <= 0) {
+        return true;
+    }
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(stat, text)) {
+        return true;
+    }
+    const auto close_paren = text.rfind(')'); // the command name may hold spaces and parentheses
+    return close_paren == std::string::npos || close_paren + 2 >= text.size() || text[close_paren + 2] == 'Z' ||
+           text[close_paren + 2] == 'X';
+}
+
+} // namespace
+
 void Fabric::wait_grace(QueueSlot leaving, ReclaimReport& report) {
     // Every live stack that polls must show a new heartbeat: after that it cannot still act on a
     // route it chose while `leaving` was live.
@@ -165,7 +187,8 @@ void Fabric::wait_grace(QueueSlot leaving, ReclaimReport& report) {
             const std::uint64_t bit = std::uint64_t{1} << s;
             const QueueEntry& q = registry_.queue(s);
             if ((waiting & bit) != 0 && (q.heartbeat.load(std::memory_order_acquire) != seen[s] ||
-                                         q.parked.load(std::memory_order_acquire) != 0 || !registry_.is_live(s))) {
+                                         q.parked.load(std::memory_order_acquire) != 0 || !registry_.is_live(s) ||
+                                         process_gone(q.owner_pid.load(std::memory_order_acquire)))) {
                 waiting &= ~bit;
             }
         }
@@ -178,6 +201,40 @@ void Fabric::wait_grace(QueueSlot leaving, ReclaimReport& report) {
         }
         std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
+}
+
+// Frames waiting in a dead queue's inboxes belong, for the most part, to the neighbours: RSS and
+// mis-steering put them there in the milliseconds between the death and reclaim. Freeing them
+// would cost each affected connection a retransmission timeout (3 s for a lost SYN), so the
+// manager finishes the dead stack's forwarding step for it: a Forwarder acting as the dead slot
+// (its lanes in the other inboxes are free, the salvage step has just cleaned them) hands every
+// frame owned by a live queue to that queue; the dead slot's own frames and frames for nobody are
+// freed. The dead slot's QSBR reader is brought online meanwhile, so the lookups are protected
+// like a live stack's.
+void Fabric::resteer(QueueSlot dead, ReclaimReport& report) {
+    Forwarder forwarder(registry_, flows_, inboxes_, dead, pools_[dead]);
+    forwarder.unpark();
+    std::array<rte_mbuf*, k_burst_max> burst;
+    std::array<rte_mbuf*, k_burst_max> own;
+    std::array<rte_mbuf*, k_burst_max> nobody;
+    auto resteer_inbox = [&](Inbox inbox, unsigned& dropped) {
+        const QueueStats& st = registry_.stats(dead);
+        for (unsigned n; (n = inbox.dequeue_burst(burst)) != 0;) {
+            const std::uint64_t forwarded_before = st.forwarded_out;
+            const ForwardSplit split = forwarder.forward_burst(std::span<rte_mbuf* const>(burst.data(), n), own, nobody);
+            free_burst(std::span<rte_mbuf* const>(own.data(), split.local));
+            free_burst(std::span<rte_mbuf* const>(nobody.data(), split.no_owner));
+            // Everything not handed on was freed: ours, nobody's, or dropped by the forwarder.
+            const auto handed_on = static_cast<unsigned>(st.forwarded_out - forwarded_before);
+            report.resteered += handed_on;
+            dropped += n - handed_on;
+        }
+    };
+    resteer_inbox(inboxes_.of(dead), report.inbox_drained);
+    if (user_veth_.valid() && user_veth_.has_queue(dead)) {
+        resteer_inbox(user_veth_.rx_inbox(dead), report.rx_drained);
+    }
+    forwarder.park();
 }
 
 Result<ReclaimReport> Fabric::reclaim_queue(QueueSlot slot) {
@@ -203,6 +260,24 @@ Result<ReclaimReport> Fabric::reclaim_queue(QueueSlot slot) {
     if (registry_.port(port).kind == PortKind::user_veth) {
         (void)reta_update(registry_, port, registry_.live_mask());
     }
+    // 1b. What it wrote into other inboxes without publishing (it died mid-enqueue): freed, and
+    //     its lanes are clean for the re-steering below.
+    std::array<rte_mbuf*, k_burst_max> burst;
+    for (QueueSlot s = 0; s < registry_.nb_slots(); ++s) {
+        Inbox targets[2] = {inboxes_.of(s), user_veth_.valid() && user_veth_.has_queue(s) ? user_veth_.rx_inbox(s) : Inbox{}};
+        for (Inbox& target : targets) {
+            if (!target.valid()) {
+                continue;
+            }
+            for (unsigned n; (n = target.salvage_unpublished(slot, burst)) != 0;) {
+                free_burst(std::span<rte_mbuf* const>(burst.data(), n));
+                report.salvaged += n;
+            }
+        }
+    }
+    // 1c. Frames in its inboxes that live queues own go on to them (they are mostly neighbours').
+    resteer(slot, report);
+
     // 2. Its QSBR reader no longer holds back grace periods; then wait for the live stacks.
     (void)flows_.take_reader_offline(slot);
     wait_grace(slot, report);
@@ -217,9 +292,8 @@ Result<ReclaimReport> Fabric::reclaim_queue(QueueSlot slot) {
     report.memp_pools = freed.pools;
     report.memp_bytes = freed.bytes;
 
-    // 4. Mbufs in flight: its inboxes (we are their consumer now), and what it wrote into other
-    //    queues' inboxes without publishing.
-    std::array<rte_mbuf*, k_burst_max> burst;
+    // 4. Mbufs that reached its inboxes since (forwarders that chose it before it left the live
+    //    mask, now past their grace period): we are their consumer now.
     auto drain = [&](Inbox inbox, unsigned& counter) {
         for (unsigned n; (n = inbox.dequeue_burst(burst)) != 0;) {
             free_burst(std::span<rte_mbuf* const>(burst.data(), n));
@@ -229,18 +303,6 @@ Result<ReclaimReport> Fabric::reclaim_queue(QueueSlot slot) {
     drain(inboxes_.of(slot), report.inbox_drained);
     if (user_veth_.valid() && user_veth_.has_queue(slot)) {
         drain(user_veth_.rx_inbox(slot), report.rx_drained);
-    }
-    for (QueueSlot s = 0; s < registry_.nb_slots(); ++s) {
-        Inbox targets[2] = {inboxes_.of(s), user_veth_.valid() && user_veth_.has_queue(s) ? user_veth_.rx_inbox(s) : Inbox{}};
-        for (Inbox& target : targets) {
-            if (!target.valid()) {
-                continue;
-            }
-            for (unsigned n; (n = target.salvage_unpublished(slot, burst)) != 0;) {
-                free_burst(std::span<rte_mbuf* const>(burst.data(), n));
-                report.salvaged += n;
-            }
-        }
     }
 
     // 5. Its lcore's caches in every pool (it freed mbufs of any pool there), and every mbuf still

@@ -55,8 +55,9 @@ struct ReclaimReport {
     unsigned listeners = 0;        // listener sets left
     unsigned memp_pools = 0;
     std::uint64_t memp_bytes = 0;
-    unsigned inbox_drained = 0;    // forwarded to it, never consumed
-    unsigned rx_drained = 0;       // in its user-veth rx queue
+    unsigned resteered = 0;        // frames for other queues found in its inboxes, handed to their owners
+    unsigned inbox_drained = 0;    // forwarded to it, never consumed (its own: freed)
+    unsigned rx_drained = 0;       // in its user-veth rx queue (its own: freed)
     unsigned salvaged = 0;         // written by it into other inboxes, never published
     unsigned cache_flushed = 0;    // in its lcore's mempool caches
     unsigned mbufs_returned = 0;   // tagged for it anywhere else (in hand, in flight)
@@ -98,6 +99,7 @@ public:
 private:
     Fabric() = default;
     void wait_grace(QueueSlot leaving, ReclaimReport& report);
+    void resteer(QueueSlot dead, ReclaimReport& report);
 
     bool owner_ = false;
     std::chrono::microseconds grace_timeout_{200000};
