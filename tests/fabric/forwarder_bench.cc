@@ -70,6 +70,8 @@ void build_frame(rte_mbuf* m, unsigned flow, std::uint16_t len) {
     const std::uint16_t sport = htons(static_cast<std::uint16_t>(10000 + flow)), dport = htons(7000);
     std::memcpy(f + 34, &sport, 2);
     std::memcpy(f + 36, &dport, 2);
+    const std::uint16_t udp_len = htons(static_cast<std::uint16_t>(len - 34)); // the parser checks it
+    std::memcpy(f + 38, &udp_len, 2);
 }
 
 FlowKey key_of(unsigned flow) {
