@@ -468,6 +468,21 @@ constexpr KeySpec<LstackConfig> k_keys[] = {
      .store = [](LstackConfig& c, const Value& v,
                  const Site&) { c.log_level = parse_log_level(v.text).value_or(LogLevel::warning); },
      .show = [](const LstackConfig& c) { return quote(to_string(c.log_level)); }},
+    {.name = "connect_port_policy",
+     .kind = Kind::string,
+     .choices = "own-queue|other-queue",
+     .doc = "New, for benchmarks: how connect() picks the local port of an unbound socket. \"own-queue\": one "
+            "whose replies the port's RSS steers onto the connecting stack's own queue (no forwarding). "
+            "\"other-queue\": one whose replies land on another queue of the port (the next one the RETA points "
+            "at), so the stack owning that queue forwards every reply: the mis-steering penalty of tools/bench. "
+            "Needs a second owned queue (stack_num = 2); without one, own-queue.",
+     .example = "\"other-queue\"",
+     .store =
+         [](LstackConfig& c, const Value& v, const Site&) {
+             c.connect_port_policy =
+                 v.text == "other-queue" ? ConnectPortPolicy::other_queue : ConnectPortPolicy::own_queue;
+         },
+     .show = [](const LstackConfig& c) { return quote(to_string(c.connect_port_policy)); }},
 
     // Accepted with a warning: no effect here.
     {.name = "nic_rxqueue_size",
@@ -794,6 +809,10 @@ const char* to_string(StackThreadMode mode) {
 
 const char* to_string(AttachFailure failure) {
     return failure == AttachFailure::error ? "error" : "kernel";
+}
+
+const char* to_string(ConnectPortPolicy policy) {
+    return policy == ConnectPortPolicy::other_queue ? "other-queue" : "own-queue";
 }
 
 namespace internal {

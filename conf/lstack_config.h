@@ -34,6 +34,12 @@ enum class AttachFailure {
     error,  // "error": socket calls fail with an errno instead of falling back
 };
 
+// How connect() picks a local port when the socket is not bound (benchmarks use the second).
+enum class ConnectPortPolicy {
+    own_queue,   // "own-queue": replies hash (software RSS) onto the connecting stack's own queue
+    other_queue, // "other-queue": onto another queue of the port, so every reply is forwarded (benchmark only)
+};
+
 struct LstackConfig {
     // Which gazelle-mgr.conf port to attach to: by its IPv4 (host_addr) and/or its MAC (devices).
     // Unset: the manager chooses. mask_addr and gateway_addr, when set, must match the port's
@@ -65,6 +71,8 @@ struct LstackConfig {
     std::string mgr_socket = "/run/gazelle/mgr.sock";
     AttachFailure attach_failure = AttachFailure::kernel;
     LogLevel log_level = LogLevel::warning; // quiet by default: we run inside someone else's process
+    // Benchmark knob: other_queue measures the mis-steering penalty (doc/performance.md).
+    ConnectPortPolicy connect_port_policy = ConnectPortPolicy::own_queue;
 
     // Keys accepted with a warning (no effect here), in file order.
     std::vector<Diagnostic> warnings;
@@ -89,5 +97,6 @@ struct LstackConfig {
 
 [[nodiscard]] const char* to_string(StackThreadMode mode);
 [[nodiscard]] const char* to_string(AttachFailure failure);
+[[nodiscard]] const char* to_string(ConnectPortPolicy policy);
 
 } // namespace gazelle::conf

@@ -180,6 +180,9 @@ stack::StackOptions stack_options_from(const conf::LstackConfig& c) {
     } else {
         o.idle_spin_us = 1000000; // "busy polling": the longest spin the stack layer takes
     }
+    o.connect_port_policy = c.connect_port_policy == conf::ConnectPortPolicy::other_queue
+                                ? stack::StackOptions::ConnectPortPolicy::other_queue
+                                : stack::StackOptions::ConnectPortPolicy::own_queue;
     return o;
 }
 

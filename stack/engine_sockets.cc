@@ -304,7 +304,7 @@ int StackEngine::do_connect(Socket& s, Ipv4Endpoint remote) {
             return add == 0;
         };
         Result<std::uint16_t> picked = port_io_.supports_reta()
-                                           ? fabric::pick_local_port_if(port_, tuple, hw_queue_, range, start, usable)
+                                           ? fabric::pick_local_port_if(port_, tuple, reply_queue(), range, start, usable)
                                            : Result<std::uint16_t>(make_error(EADDRNOTAVAIL, ""));
         if (!port_io_.supports_reta()) {
             // The device spreads flows its own way: any free port, the rule brings replies here.
@@ -336,6 +336,25 @@ int StackEngine::do_connect(Socket& s, Ipv4Endpoint remote) {
     s.remote_ = remote;
     s.state_.fetch_or(state::bound | state::connecting, std::memory_order_release);
     return 0;
+}
+
+// The hardware queue connect() wants replies on: ours, or (connect_port_policy other_queue, a
+// benchmark setting) the next queue after ours that the RETA points at, when there is one.
+std::uint16_t StackEngine::reply_queue() const {
+    if (stack_.options_.connect_port_policy != StackOptions::ConnectPortPolicy::other_queue) {
+        return hw_queue_;
+    }
+    std::uint16_t best = hw_queue_;
+    unsigned best_distance = 0;
+    for (const auto& entry : port_.reta) {
+        const std::uint16_t q = entry.load(std::memory_order_relaxed);
+        const unsigned distance = (unsigned{q} + port_.nb_queues - hw_queue_) % port_.nb_queues; // 0: our own
+        if (q < port_.nb_queues && distance != 0 && (best_distance == 0 || distance < best_distance)) {
+            best = q;
+            best_distance = distance;
+        }
+    }
+    return best;
 }
 
 // --- flow rules ------------------------------------------------------------------------------------

@@ -72,6 +72,12 @@ struct StackOptions {
     // Local ports connect() chooses from.
     std::uint16_t ephemeral_first = 49152;
     std::uint16_t ephemeral_last = 65535;
+    // Which queue the replies of a connect() from an unbound socket hash onto (software RSS).
+    // other_queue exists for benchmarks only: it makes every reply land on another queue of the
+    // port, whose stack forwards it, so the mis-steering penalty of a whole connection can be
+    // measured (lstack.conf connect_port_policy). With no other queue in the RETA: own_queue.
+    enum class ConnectPortPolicy { own_queue, other_queue };
+    ConnectPortPolicy connect_port_policy = ConnectPortPolicy::own_queue;
     // Software checksums on user-veth ports (frames never leave memory there): false skips
     // generating and checking them; every stack of the fabric must agree.
     bool user_veth_checksums = true;

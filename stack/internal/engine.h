@@ -109,6 +109,7 @@ private:
     void remove_udp_port_user(const Ipv4Endpoint& local);
     void retry_removals();
     bool local_port_in_use(std::uint16_t port_host, const ip_addr_t& remote_ip, std::uint16_t remote_port) const;
+    std::uint16_t reply_queue() const;
 
     Stack& stack_;
     fabric::Fabric& fabric_;
