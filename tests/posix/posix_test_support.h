@@ -116,7 +116,7 @@ bridges = ( { name = "br0"; } );
             text.replace(at, level.size(), "log_level = \"info\"");
         }
         mgr_config_path_ = dir_.write("gazelle-mgr.conf", text);
-        mgr_.emplace(mgr_command(mgr_config_path_));
+        mgr_.emplace(mgr_command(mgr_config_path_, mgr_args_));
         const auto ready = mgr_->expect("Ready:", 30s);
         ASSERT_TRUE(ready) << "gazelle-mgr did not get ready:\n" << mgr_->transcript();
         server_conf_ = lstack_conf("server", k_server_ip);
@@ -280,6 +280,7 @@ bridges = ( { name = "br0"; } );
     TempDir dir_;
     EalInstance eal_{huge_, "px"};
     MgrConfig config_;
+    std::string mgr_args_ = "--no-bus"; // a subclass may set "--bus ADDRESS" before SetUp()
     std::string mgr_config_path_;
     std::optional<Child> mgr_;
     std::vector<std::string> mgr_log_;
