@@ -6,6 +6,9 @@
 //               inbox, and that queue's dequeue (both sides of the fabric's work)
 //   ltran_model Gazelle's central forwarder: rx, lookup, copy into a fresh mbuf, enqueue into the
 //               client's ring, client dequeue and free (one dedicated core in real life)
+//   missteered_rules/N  the mis-steered case with N connection rules in the table (1k, 100k, 1M),
+//               traffic spread over min(N, 64k) of them in random order: how the cost grows
+//               with the number of connections (one rule each) once the table leaves the caches
 // Every benchmark recycles the same mbufs, so only the per-packet work is measured. Printed at
 // the end: ns/packet of each and the ratio ltran/fabric per core.
 #include <benchmark/benchmark.h>
@@ -15,17 +18,21 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include <rte_mbuf.h>
+#include <rte_errno.h>
 #include <rte_ring.h>
 
 #include "fabric/eal.h"
 #include "fabric/fabric.h"
 #include "fabric/flow_key.h"
+#include "fabric/mbuf.h"
 #include "tests/support/test_support.h"
 
 using namespace gazelle::fabric;
@@ -48,10 +55,21 @@ struct World {
     // (a copying forwarder pays for every byte; zero-copy forwarding does not).
     std::array<std::vector<rte_mbuf*>, 2> frames;
     rte_ring* client_ring = nullptr;
+    // The scaling benchmark: its own small-frame pool and frames, and how many of its rules are in.
+    rte_mempool* scale_pool = nullptr;
+    std::vector<rte_mbuf*> scale_frames;
+    unsigned scale_rules = 0;
 };
 World* g_world = nullptr;
 
 constexpr std::array<std::uint16_t, 2> k_frame_len = {60, 1514};
+
+// Scaling flows: 198.19.x.y (one address per 60000 flows) port 1024.. -> 198.18.0.1:7000.
+constexpr unsigned k_scale_ports = 60000;
+constexpr unsigned k_scale_active_max = 65536;
+constexpr std::array<unsigned, 3> k_scale_rules = {1000, 100000, 1000000};
+std::uint32_t scale_src(unsigned flow) { return htonl(0xc6130000u + flow / k_scale_ports); } // 198.19.0.0 + n
+std::uint16_t scale_sport(unsigned flow) { return htons(static_cast<std::uint16_t>(1024 + flow % k_scale_ports)); }
 
 void build_frame(rte_mbuf* m, unsigned flow, std::uint16_t len) {
     auto* f = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, len));
@@ -72,6 +90,19 @@ void build_frame(rte_mbuf* m, unsigned flow, std::uint16_t len) {
     std::memcpy(f + 36, &dport, 2);
     const std::uint16_t udp_len = htons(static_cast<std::uint16_t>(len - 34)); // the parser checks it
     std::memcpy(f + 38, &udp_len, 2);
+}
+
+void build_scale_frame(rte_mbuf* m, unsigned flow) {
+    build_frame(m, 0, 60);
+    auto* f = rte_pktmbuf_mtod(m, std::uint8_t*);
+    const std::uint32_t src = scale_src(flow);
+    const std::uint16_t sport = scale_sport(flow);
+    std::memcpy(f + 26, &src, 4);
+    std::memcpy(f + 34, &sport, 2);
+}
+
+FlowKey scale_key(unsigned flow) {
+    return FlowKey::connection(17, ip(k_ip_a), htons(7000), scale_src(flow), scale_sport(flow));
 }
 
 FlowKey key_of(unsigned flow) {
@@ -181,9 +212,70 @@ void BM_LtranModel(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * k_burst_max);
 }
 
+// Grows the scaling rules to `rules` (owned by queue 1; the sizes only grow, in order) and points
+// the frames at min(rules, 64k) of them, spread over the whole set, in random order.
+bool scale_to(unsigned rules) {
+    World& w = *g_world;
+    FlowTable& flows = w.fabric->flows();
+    const Epoch epoch = w.fabric->registry().queue(1).epoch.load();
+    for (; w.scale_rules < rules; ++w.scale_rules) {
+        const FlowKey k = scale_key(w.scale_rules);
+        if (flows.add_connection(k, flow_hash(k), 1, epoch) < 0) {
+            return false;
+        }
+    }
+    const unsigned active = std::min(rules, k_scale_active_max);
+    std::vector<unsigned> picked(active);
+    for (unsigned i = 0; i < active; ++i) {
+        picked[i] = static_cast<unsigned>(static_cast<std::uint64_t>(i) * rules / active);
+    }
+    std::shuffle(picked.begin(), picked.end(), std::mt19937(rules));
+    w.scale_frames.resize(active);
+    for (unsigned i = 0; i < active; ++i) {
+        rte_mbuf*& m = w.scale_frames[i];
+        if (m == nullptr && (m = rte_pktmbuf_alloc(w.scale_pool)) == nullptr) {
+            return false;
+        }
+        rte_pktmbuf_reset(m);
+        build_scale_frame(m, picked[i]);
+    }
+    return true;
+}
+
+void BM_ForwardMissteeredRules(benchmark::State& state) {
+    const auto rules = static_cast<unsigned>(state.range(0));
+    if (!scale_to(rules)) {
+        state.SkipWithError("could not add the scaling rules or build their frames");
+        return;
+    }
+    Fabric& f = *g_world->fabric;
+    Forwarder rx_side(f.registry(), f.flows(), f.forward_inboxes(), 0, f.pool(0));
+    Forwarder owner(f.registry(), f.flows(), f.forward_inboxes(), 1, f.pool(1));
+    rx_side.unpark();
+    owner.unpark();
+    const auto& frames = g_world->scale_frames;
+    const unsigned bursts = static_cast<unsigned>(frames.size()) / k_burst_max;
+    std::array<rte_mbuf*, k_burst_max> local, none, got;
+    unsigned i = 0;
+    for (auto _ : state) {
+        const std::span<rte_mbuf* const> burst(frames.data() + (i++ % bursts) * k_burst_max, k_burst_max);
+        const ForwardSplit s = rx_side.forward_burst(burst, local, none);
+        benchmark::DoNotOptimize(s);
+        unsigned n = 0;
+        while (n < k_burst_max) {
+            n += owner.receive_forwarded(std::span<rte_mbuf*>(got.data() + n, k_burst_max - n));
+        }
+        rx_side.end_of_poll();
+    }
+    rx_side.park();
+    owner.park();
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * k_burst_max);
+}
+
 BENCHMARK(BM_ForwardLocal)->Arg(0)->Arg(1);
 BENCHMARK(BM_ForwardMissteered)->Arg(0)->Arg(1);
 BENCHMARK(BM_LtranModel)->Arg(0)->Arg(1);
+BENCHMARK(BM_ForwardMissteeredRules)->Arg(k_scale_rules[0])->Arg(k_scale_rules[1])->Arg(k_scale_rules[2]);
 
 // Collects ns/packet per benchmark for the ratio table.
 class RatioReporter : public benchmark::ConsoleReporter {
@@ -208,6 +300,16 @@ public:
                         miss, ltran, ltran / miss);
             std::printf("mis-steering penalty, %4u B                    %9.1f  %9.1f  %6.2fx\n", len, miss, local,
                         miss / local);
+        }
+        std::printf("forward mis-steered, 60 B, by rules in the table (traffic over min(rules, 64k) of them):\n");
+        const auto scaled = [&](unsigned rules) {
+            const auto it = ns_.find("BM_ForwardMissteeredRules/" + std::to_string(rules));
+            return it == ns_.end() ? 0.0 : it->second;
+        };
+        for (const unsigned rules : k_scale_rules) {
+            std::printf("  %8u rules                               %9.1f  %9.1f  %6.2fx vs %u rules\n", rules,
+                        scaled(rules), scaled(k_scale_rules[0]), scaled(rules) / scaled(k_scale_rules[0]),
+                        k_scale_rules[0]);
         }
         std::printf("cores: fabric 0 extra (runs in the receiving stack); ltran model: 1 dedicated core at least,\n"
                     "       and every packet of every app crosses it (the per-core figures above are for one core)\n");
@@ -251,7 +353,7 @@ int main(int argc, char** argv) {
         params.max_queues = 4;
         params.pool.mbufs = 8191;
         params.pool.cache_size = 256;
-        params.flows.rules = 4 * k_flows;
+        params.flows.rules = 2 * k_scale_rules.back(); // rte_hash fills reliably to ~90%
         params.flows.listeners = 16;
         PortSpec port{};
         std::snprintf(port.name, sizeof port.name, "bench");
@@ -270,6 +372,12 @@ int main(int argc, char** argv) {
         for (QueueSlot s = 0; s < 3; ++s) {
             (void)world.fabric->claim_queue(s, getpid(), static_cast<std::uint16_t>(s));
         }
+        world.scale_pool = rte_pktmbuf_pool_create("bench_scale", 2 * k_scale_active_max - 1, 256, k_mbuf_priv_size,
+                                                   RTE_PKTMBUF_HEADROOM + 128, SOCKET_ID_ANY);
+        if (world.scale_pool == nullptr) {
+            std::fprintf(stderr, "forwarder_bench: scaling frame pool: %s\n", rte_strerror(rte_errno));
+            return 1;
+        }
         world.client_ring = rte_ring_create("bench_client", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
         for (unsigned size = 0; size < k_frame_len.size(); ++size) {
             world.frames[size].resize(k_flows);
@@ -286,6 +394,8 @@ int main(int argc, char** argv) {
         for (auto& set : world.frames) {
             rte_pktmbuf_free_bulk(set.data(), static_cast<unsigned>(set.size()));
         }
+        rte_pktmbuf_free_bulk(world.scale_frames.data(), static_cast<unsigned>(world.scale_frames.size()));
+        rte_mempool_free(world.scale_pool);
         rte_ring_free(world.client_ring);
         g_world = nullptr;
     }
