@@ -12,14 +12,16 @@
 //    which happened.
 //  - Memory: hugepage memory (gazellectl show memory: DPDK heap allocated, pages mapped) an idle
 //    preloaded stack adds, and what N idle TCP connections add (redis-benchmark -I, both ends
-//    preloaded); CPU of the idle stack (interrupt mode) from /proc/PID/stat.
+//    preloaded) for growing N (1k, then 10k: how memory grows with connections); CPU of the
+//    idle stack (interrupt mode) from /proc/PID/stat.
 // Output: "plot ..." lines (the latency percentiles, for tools/bench's gnuplot), then the table
 // from its "figure" header on. --smoke: short runs and small counts for CI; it checks that every
 // figure was measured and that the policies steer as they say, never timings.
 //
-//   apps_bench [--smoke] [--conns N] [--seconds S] [gtest flags]
+//   apps_bench [--smoke] [--conns N[,N...]] [--seconds S] [gtest flags]
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -41,7 +43,7 @@ namespace {
 struct Settings {
     bool smoke = false;
     int seconds = 3;      // per sockperf run
-    int conns = 10000;    // idle connections for the memory figure
+    std::vector<int> conns{1000, 10000}; // idle connection counts for the memory figure
     int redis_requests = 20000;
 };
 Settings g_set;
@@ -55,8 +57,12 @@ struct Results {
     std::map<std::pair<std::string, int>, Redis> redis; // [command, clients]
     std::uint64_t fwd_own = 0, fwd_other = 0;             // forwarded_out on veth1 during the runs
     double idle_heap = -1, idle_mapped = -1;              // bytes one idle stack adds
-    double conn_heap = -1, conn_mapped = -1;              // bytes for `conns_done` connections
-    int conns_done = 0;
+    struct Conns {
+        int wanted = 0, done = 0;
+        double heap = -1, mapped = -1; // hugepage bytes the `done` connections added (both ends)
+        double rss = -1;               // resident bytes they added (both ends: sockets, rings, lwIP heap)
+    };
+    std::vector<Conns> conns;
     double idle_cpu_percent = -1;
     int idle_stacks = 0;
 };
@@ -142,9 +148,30 @@ double cpu_seconds(pid_t pid) {
     return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// Resident memory of a process (VmRSS), bytes; -1 when it is gone.
+double rss_bytes(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("VmRSS:", 0) == 0) {
+            return std::stod(line.substr(6)) * 1024; // "VmRSS:    1234 kB"
+        }
+    }
+    return -1;
+}
+
 class AppsBench : public PosixFabricTest {
 protected:
-    AppsBench() { mgr_args_ = "--bus '" + bus_.address() + "'"; }
+    AppsBench() {
+        mgr_args_ = "--bus '" + bus_.address() + "'";
+        // The shipped defaults where the tests' small sizes would limit 10k connections opened at
+        // once: two rules per connection (one at each end), the handshakes' mbufs, inbox lanes
+        // and rx rings for the SYN burst.
+        mgr_config_edits_ = {{"flow_table_size = 4096", "flow_table_size = 65536"},
+                             {"mbufs_per_queue = 4095", "mbufs_per_queue = 8191"},
+                             {"ring_size = 256", "ring_size = 1024"},
+                             {"rx_ring_size = 512", "rx_ring_size = 1024"},
+                             {"rx_ring_size = 512", "rx_ring_size = 1024"}};
+    }
 
     void SetUp() override {
         ASSERT_TRUE(bus_.ok()) << bus_.error();
@@ -335,66 +362,90 @@ TEST_F(AppsBench, MemoryPerStackAndPerConnectionIdleCpu) {
         heap = ctl_number("memory", "d['hugepages']['heap_allocated']").value_or(-1);
         mapped = ctl_number("memory", "d['hugepages']['mapped']").value_or(-1);
     };
-    const int conns = g_set.conns;
+    const int most = *std::max_element(g_set.conns.begin(), g_set.conns.end());
     const std::string limits = "tcp_conn_count = 20000;\n";
     const std::string conf = lstack_conf("memsrv", k_server_ip, limits);
     const std::string client_conf = lstack_conf("memcli", k_client_ip, limits);
     double heap0 = 0, mapped0 = 0;
     memory(heap0, mapped0);
-    // One idle stack: redis-server, listening, nothing connected. Its descriptors: as many as
-    // the hard limit allows (the connections below need more than the usual 1024).
+    // Each round: redis-server (an idle stack: listening, nothing connected; its descriptors: as
+    // many as the hard limit allows), then one preloaded redis-benchmark -I opening N idle
+    // connections, then both gone. One client per round: with two client processes on veth1,
+    // each would own one of its two queues, and own-queue ports (RSS) would cap each at half of
+    // the 16384 ephemeral ports per destination.
     const std::string p = std::to_string(port(20));
     const std::string server_cmd = "ulimit -n $(ulimit -Hn) && exec /usr/bin/redis-server --bind " + std::string(k_server_ip) +
                                    " --port " + p + " --save '' --appendonly no --protected-mode no --daemonize no"
-                                   " --loglevel warning --maxclients " + std::to_string(conns + 100) + " --dir " +
+                                   " --loglevel warning --maxclients " + std::to_string(most + 100) + " --dir " +
                                    sh_quote(dir_.path());
-    Child server(preloaded(conf, {"/bin/sh", "-c", server_cmd}, "GAZELLE_BIND_PROCNAME=redis-server"));
-    ASSERT_NO_FATAL_FAILURE(wait_attached("redis-server"));
-    std::this_thread::sleep_for(g_set.smoke ? 300ms : 1000ms); // the stack settles into its idle back-off
-    double heap1 = 0, mapped1 = 0;
-    memory(heap1, mapped1);
-    g_res.idle_heap = heap1 - heap0;
-    g_res.idle_mapped = mapped1 - mapped0;
-    g_res.idle_stacks = 1;
-    // Idle CPU of the whole process (its stack thread and redis's own timers).
-    const pid_t pid = attached_pids("redis-server").front();
-    const double c0 = cpu_seconds(pid);
-    const auto t0 = std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(g_set.smoke ? 500ms : 3000ms);
-    const double c1 = cpu_seconds(pid);
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EXPECT_GE(c0, 0);
-    g_res.idle_cpu_percent = 100.0 * (c1 - c0) / wall;
-    // `conns` idle connections from one preloaded redis-benchmark -I. What they add at both ends
-    // is the growth minus the client's own idle stack (the same configuration as the server's,
-    // so the figure above). The stack's memory grows in arena chunks: small counts say little.
+    auto server_connections = [&] {
+        return static_cast<int>(
+            ctl_number("stats", "sum(q['connections'] for q in d['queues'] if q['port']=='veth0')").value_or(-1));
+    };
     bool ok = false;
-    const std::string client_cmd = "ulimit -n $(ulimit -Hn) && exec /usr/bin/redis-benchmark -h " +
-                                   std::string(k_server_ip) + " -p " + p + " -c " + std::to_string(conns) + " -I";
-    Child client(preloaded(client_conf, {"/bin/sh", "-c", client_cmd}, "GAZELLE_BIND_PROCNAME=redis-benchmark"));
-    int connected = 0;
-    const auto deadline = std::chrono::steady_clock::now() + (g_set.smoke ? 30s : 120s);
-    while (std::chrono::steady_clock::now() < deadline && connected < conns && client.running()) {
-        std::this_thread::sleep_for(300ms);
-        // redis-cli over the fabric counts itself: connected_clients - 1.
-        auto out = run_client({"/usr/bin/redis-cli", "-h", k_server_ip, "-p", p, "info", "clients"}, &client_conf, 10s, &ok);
-        for (const auto& l : out) {
-            if (l.rfind("connected_clients:", 0) == 0) {
-                connected = std::stoi(l.substr(18)) - 1;
-            }
+    for (std::size_t round = 0; round < g_set.conns.size(); ++round) {
+        const int conns = g_set.conns[round];
+        Child server(preloaded(conf, {"/bin/sh", "-c", server_cmd}, "GAZELLE_BIND_PROCNAME=redis-server"));
+        ASSERT_NO_FATAL_FAILURE(wait_attached("redis-server", round + 1));
+        std::this_thread::sleep_for(g_set.smoke ? 300ms : 1000ms); // the stack settles into its idle back-off
+        const pid_t pid = attached_pids("redis-server").back();
+        double heap1 = 0, mapped1 = 0;
+        memory(heap1, mapped1);
+        const double server_rss0 = rss_bytes(pid);
+        if (round == 0) {
+            g_res.idle_heap = heap1 - heap0;
+            g_res.idle_mapped = mapped1 - mapped0;
+            g_res.idle_stacks = 1;
+            // Idle CPU of the whole process (its stack thread and redis's own timers).
+            const double c0 = cpu_seconds(pid);
+            const auto t0 = std::chrono::steady_clock::now();
+            std::this_thread::sleep_for(g_set.smoke ? 500ms : 3000ms);
+            const double c1 = cpu_seconds(pid);
+            const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            EXPECT_GE(c0, 0);
+            g_res.idle_cpu_percent = 100.0 * (c1 - c0) / wall;
+        }
+        // What the connections add at both ends: the growth minus the client's own idle stack
+        // (the same configuration as the server's, so the idle figure). Counted by the server's
+        // stack (gazellectl: connections of veth0's queues).
+        const std::string client_cmd = "ulimit -n $(ulimit -Hn) && exec /usr/bin/redis-benchmark -h " +
+                                       std::string(k_server_ip) + " -p " + p + " -c " + std::to_string(conns) + " -I";
+        Child client(preloaded(client_conf, {"/bin/sh", "-c", client_cmd}, "GAZELLE_BIND_PROCNAME=redis-benchmark"));
+        ASSERT_NO_FATAL_FAILURE(wait_attached("redis-benchmark", round + 1));
+        const double client_rss0 = rss_bytes(client.pid()); // its stack is up, few connections yet
+        int connected = 0;
+        const auto deadline = std::chrono::steady_clock::now() + (g_set.smoke ? 30s : 120s);
+        while (std::chrono::steady_clock::now() < deadline && connected < conns && client.running()) {
+            std::this_thread::sleep_for(300ms);
+            connected = server_connections();
+        }
+        EXPECT_EQ(connected, conns) << "idle connections established (client output:\n" << client.transcript() << ")";
+        Results::Conns r;
+        r.wanted = conns;
+        if (connected == conns && client.running()) {
+            double heap2 = 0, mapped2 = 0;
+            memory(heap2, mapped2);
+            r.done = connected;
+            r.heap = heap2 - heap1 - g_res.idle_heap;
+            r.mapped = mapped2 - mapped1 - g_res.idle_mapped;
+            r.rss = rss_bytes(pid) - server_rss0 + rss_bytes(client.pid()) - client_rss0;
+        }
+        g_res.conns.push_back(r);
+        // redis-benchmark -I never closes its connections: SIGKILLed, the manager reclaims its
+        // queue (the server keeps the dead peers' connections until it exits).
+        EXPECT_TRUE(client.kill(SIGKILL));
+        (void)client.wait(30s);
+        const auto reclaimed_by = std::chrono::steady_clock::now() + 20s;
+        while (reclaims_of(client.pid()).empty() && std::chrono::steady_clock::now() < reclaimed_by) {
+            drain_mgr(50ms);
+        }
+        EXPECT_FALSE(reclaims_of(client.pid()).empty()) << "the killed client's queue was not reclaimed";
+        (void)run_client({"/usr/bin/redis-cli", "-h", k_server_ip, "-p", p, "shutdown", "nosave"}, &client_conf, 10s, &ok);
+        EXPECT_TRUE(server.wait_success(30s)) << "redis-server did not exit cleanly";
+        if (r.done == 0) {
+            break;
         }
     }
-    EXPECT_EQ(connected, conns) << "idle connections established (client output:\n" << client.transcript() << ")";
-    double heap2 = 0, mapped2 = 0;
-    memory(heap2, mapped2);
-    g_res.conns_done = connected;
-    g_res.conn_heap = heap2 - heap1 - g_res.idle_heap;
-    g_res.conn_mapped = mapped2 - mapped1 - g_res.idle_mapped;
-    // redis-benchmark -I never closes its connections: killed, the manager reclaims its queue.
-    EXPECT_TRUE(client.kill(SIGKILL));
-    (void)client.wait(30s);
-    (void)run_client({"/usr/bin/redis-cli", "-h", k_server_ip, "-p", p, "shutdown", "nosave"}, &client_conf, 10s, &ok);
-    EXPECT_TRUE(server.wait_success(30s)) << "redis-server did not exit cleanly";
 }
 
 // --- the table -------------------------------------------------------------------------------------
@@ -449,13 +500,15 @@ void print_results() {
     std::printf("hugepages per idle stack, KiB (heap allocated)            %10.1f             redis-server, 1 stack\n",
                 g_res.idle_heap / 1024);
     std::printf("hugepages per idle stack, KiB (pages mapped)              %10.1f\n", g_res.idle_mapped / 1024);
-    const double per10k = g_res.conns_done > 0 ? 10000.0 / g_res.conns_done : 0;
-    std::printf("hugepages per 10k connections, MiB (heap allocated)       %10.2f             %d measured, both ends\n",
-                g_res.conn_heap * per10k / 1048576, g_res.conns_done);
-    std::printf("hugepages per 10k connections, MiB (pages mapped)         %10.2f\n",
-                g_res.conn_mapped * per10k / 1048576);
-    std::printf("  per connection (both ends), bytes heap allocated: %.0f\n",
-                g_res.conns_done > 0 ? g_res.conn_heap / g_res.conns_done : 0.0);
+    for (const auto& c : g_res.conns) {
+        const double per10k = c.done > 0 ? 10000.0 / c.done : 0;
+        std::printf("hugepages per 10k connections, MiB (heap), %6d conns   %10.2f             both ends%s\n",
+                    c.wanted, c.heap * per10k / 1048576, c.done == c.wanted ? "" : " (NOT all established)");
+        std::printf("hugepages per 10k connections, MiB (mapped), %6d conns %10.2f\n", c.wanted,
+                    c.mapped * per10k / 1048576);
+        std::printf("resident memory per 10k connections, MiB, %6d conns   %10.2f             both ends, all memory\n",
+                    c.wanted, c.rss * per10k / 1048576);
+    }
     std::printf("CPU of an idle stack, %% of one CPU                         %10.2f             stack_interrupt = 1\n",
                 g_res.idle_cpu_percent);
     std::printf("sockperf latency is half a round trip; ratio = measured / baseline; same run, shared 2-CPU machine.\n");
@@ -472,10 +525,14 @@ int main(int argc, char** argv) {
         if (a == "--smoke") {
             g_set.smoke = true;
             g_set.seconds = 1;
-            g_set.conns = 200;
+            g_set.conns = {100, 200};
             g_set.redis_requests = 400;
         } else if (a == "--conns" && i + 1 < argc) {
-            g_set.conns = std::atoi(argv[++i]);
+            g_set.conns.clear();
+            std::istringstream list(argv[++i]);
+            for (std::string n; std::getline(list, n, ',');) {
+                g_set.conns.push_back(std::atoi(n.c_str()));
+            }
         } else if (a == "--seconds" && i + 1 < argc) {
             g_set.seconds = std::atoi(argv[++i]);
         }

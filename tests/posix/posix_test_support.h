@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <signal.h>
@@ -114,6 +115,11 @@ bridges = ( { name = "br0"; } );
         const std::string level = "log_level = \"debug\"";
         if (const auto at = text.find(level); at != std::string::npos) {
             text.replace(at, level.size(), "log_level = \"info\"");
+        }
+        for (const auto& [from_text, to_text] : mgr_config_edits_) {
+            const auto at = text.find(from_text);
+            ASSERT_NE(at, std::string::npos) << "gazelle-mgr.conf has no \"" << from_text << "\" to edit:\n" << text;
+            text.replace(at, from_text.size(), to_text);
         }
         mgr_config_path_ = dir_.write("gazelle-mgr.conf", text);
         mgr_.emplace(mgr_command(mgr_config_path_, mgr_args_));
@@ -281,6 +287,8 @@ bridges = ( { name = "br0"; } );
     EalInstance eal_{huge_, "px"};
     MgrConfig config_;
     std::string mgr_args_ = "--no-bus"; // a subclass may set "--bus ADDRESS" before SetUp()
+    // (from, to) replacements a subclass makes in gazelle-mgr.conf before SetUp() starts it.
+    std::vector<std::pair<std::string, std::string>> mgr_config_edits_;
     std::string mgr_config_path_;
     std::optional<Child> mgr_;
     std::vector<std::string> mgr_log_;
