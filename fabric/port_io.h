@@ -41,6 +41,14 @@ public:
     // Receives up to out.size() frames from the hardware queue of `slot` (a queue slot of this
     // port) and returns the count. 0 when idle or when slot is not a queue of this port.
     virtual unsigned rx_burst(QueueSlot slot, std::span<rte_mbuf*> out) = 0;
+    // Adoption (ports without a RETA, doc/fabric-ports.md "Adoption"): receives from the hardware
+    // queue of free slot `queue` on behalf of stack `holder`, the holder of its adoption lease
+    // (QueueEntry::adopter), which alone may call this. The frames come from `queue`'s pool
+    // (refilled through the caller's lcore cache) and are tagged registry.owner_tag(holder), so
+    // reclaim of the holder finds them. Counted in holder's adopted_rx_packets/bytes (never in
+    // the free queue's statistics, which its next owner's claim resets). 0 for user-veth ports
+    // (their RETA keeps free queues empty) and for slots of other ports.
+    virtual unsigned rx_burst_adopted(QueueSlot queue, QueueSlot holder, std::span<rte_mbuf*> out) = 0;
     // Sends pkts on the hardware queue of `slot`; returns how many went out. Takes ownership of
     // all of them (see above).
     virtual unsigned tx_burst(QueueSlot slot, std::span<rte_mbuf* const> pkts) = 0;
