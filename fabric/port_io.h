@@ -18,7 +18,8 @@
 // Threading and process model: a PortIo is created per port and process (make_port_io) and may
 // be used by several threads of that process for *different* slots; rx_burst/tx_burst(slot) only
 // by the current owner of slot (it writes the slot's statistics, and for user-veth it is the only
-// producer of lane `slot`). Per-burst virtual dispatch; no allocation, lock or syscall inside (the
+// producer of lane `slot`), rx_burst_adopted(queue, holder) only by the holder of queue's
+// adoption lease. Per-burst virtual dispatch; no allocation, lock or syscall inside (the
 // tap driver itself does readv/writev, and user-veth may wake a sleeping consumer).
 
 #include <cstdint>
@@ -57,8 +58,8 @@ public:
     // True if received frames are steered by the port's PortEntry::rss_key and ::reta (software
     // RSS): pick_local_port() predicts reply queues and the manager keeps the RETA on owned queues
     // (reta_update()). False (every ethdev for now; the tap PMD has no RETA at all): the device
-    // spreads flows its own way, queues nobody owns still receive, so the manager must have a live
-    // stack adopt every unowned queue, and stacks must expect mis-steered replies (forwarding).
+    // spreads flows its own way, queues nobody owns still receive, so a live stack of the port
+    // adopts every free queue (rx_burst_adopted), and stacks must expect mis-steered replies.
     virtual bool supports_reta() const = 0;
     // Index of the port in the registry.
     unsigned port() const { return port_; }
