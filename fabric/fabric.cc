@@ -20,10 +20,12 @@ std::string describe(const ReclaimReport& r) {
     char line[512];
     std::snprintf(line, sizeof line,
                   "queue %u (pid %d, epoch %u): %u rules, %u listeners, %u memp pools (%llu KiB), %u mbufs "
-                  "returned, %u from lcore caches, %u re-steered, %u inbox, %u rx queue, %u unpublished%s in %.0f us",
+                  "returned, %u from lcore caches, %u re-steered, %u inbox, %u rx queue, %u unpublished, %u adoptions "
+                  "given back%s in %.0f us",
                   r.slot, r.pid, r.epoch, r.rules, r.listeners, r.memp_pools,
                   static_cast<unsigned long long>(r.memp_bytes >> 10), r.mbufs_returned, r.cache_flushed,
-                  r.resteered, r.inbox_drained, r.rx_drained, r.salvaged, r.grace_timed_out ? " (grace wait timed out)" : "",
+                  r.resteered, r.inbox_drained, r.rx_drained, r.salvaged, r.adoptions,
+                  r.grace_timed_out ? " (grace wait timed out)" : "",
                   r.usec);
     return line;
 }
@@ -305,15 +307,19 @@ Result<ReclaimReport> Fabric::reclaim_queue(QueueSlot slot) {
         drain(user_veth_.rx_inbox(slot), report.rx_drained);
     }
 
-    // 5. Its lcore's caches in every pool (it freed mbufs of any pool there), and every mbuf still
-    //    tagged for it (in its hands when it died).
+    // 5. Its lcore's caches in every pool (it freed mbufs of any pool there, and the rx refills of
+    //    queues it adopted allocated from those queues' pools through it), and every mbuf still
+    //    tagged for it (in its hands when it died, adopted-queue frames included).
     for (QueueSlot s = 0; s < registry_.nb_slots(); ++s) {
         const PoolSweep ps = sweep_pool(pools_[s], dead, dead_lcore);
         report.cache_flushed += ps.cache_flushed;
         report.mbufs_returned += ps.returned;
     }
 
-    // 6. The queue can be claimed again (the next owner gets a new epoch).
+    // 6. The free queues it adopted go back to nobody (only now: its pools are clean, and it is
+    //    dead, so it polls none of them); a live stack of the port adopts them at its next scan.
+    //    Then its own queue can be claimed or adopted again (the next owner gets a new epoch).
+    report.adoptions = registry_.release_adoptions_of(dead);
     registry_.release(slot);
     report.usec = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count();
     return report;

@@ -61,6 +61,7 @@ struct ReclaimReport {
     unsigned salvaged = 0;         // written by it into other inboxes, never published
     unsigned cache_flushed = 0;    // in its lcore's mempool caches
     unsigned mbufs_returned = 0;   // tagged for it anywhere else (in hand, in flight)
+    unsigned adoptions = 0;        // adoption leases it held on free queues, given back
     double usec = 0;
 };
 
@@ -87,7 +88,8 @@ public:
     // for every live stack to pass a quiescent point, take its QSBR reader offline, delete its
     // rules and listener memberships, free its memp pools, drain its inboxes and rx queue, salvage
     // what it wrote but never published, flush its lcore caches and return every mbuf tagged for
-    // it, then free the queue. Idempotent.
+    // it, give back the adoption leases it held (another live stack adopts those queues), then
+    // free the queue. Idempotent. Only for an owner that is dead or has stopped its stack.
     Result<ReclaimReport> reclaim_queue(QueueSlot slot);
 
     // Manager, leaving while apps still run on the fabric: the destructor then leaves every shared

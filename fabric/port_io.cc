@@ -34,6 +34,7 @@ public:
     UserVethPortIo(unsigned port, UserVeth veth) : PortIo(port), veth_(std::move(veth)) {}
 
     unsigned rx_burst(QueueSlot slot, std::span<rte_mbuf*> out) override { return veth_.rx_burst(slot, out); }
+    unsigned rx_burst_adopted(QueueSlot, QueueSlot, std::span<rte_mbuf*>) override { return 0; }
     unsigned tx_burst(QueueSlot slot, std::span<rte_mbuf* const> pkts) override { return veth_.tx_burst(slot, pkts); }
     PortKind kind() const override { return PortKind::user_veth; }
     bool supports_reta() const override { return true; }
@@ -52,20 +53,27 @@ public:
         if (!mine(slot)) {
             return 0;
         }
-        const std::uint16_t n = rte_eth_rx_burst(dpdk_port_, hw_queue(slot), out.data(), clamp(out.size()));
-        if (n == 0) {
+        std::uint64_t bytes = 0;
+        const unsigned n = receive(slot, slot, out, bytes);
+        if (n != 0) {
+            QueueStats& st = registry_.stats(slot);
+            st.rx_packets += n;
+            st.rx_bytes += bytes;
+        }
+        return n;
+    }
+
+    unsigned rx_burst_adopted(QueueSlot queue, QueueSlot holder, std::span<rte_mbuf*> out) override {
+        if (!mine(queue) || holder >= registry_.nb_slots()) {
             return 0;
         }
-        // The driver refilled its ring from the slot's pool behind our back: untagged until now.
-        const std::span<rte_mbuf* const> got(out.data(), n);
-        set_owner_burst(got, registry_.owner_tag(slot));
         std::uint64_t bytes = 0;
-        for (rte_mbuf* m : got) {
-            bytes += rte_pktmbuf_pkt_len(m);
+        const unsigned n = receive(queue, holder, out, bytes);
+        if (n != 0) {
+            QueueStats& st = registry_.stats(holder);
+            st.adopted_rx_packets += n;
+            st.adopted_rx_bytes += bytes;
         }
-        QueueStats& st = registry_.stats(slot);
-        st.rx_packets += n;
-        st.rx_bytes += bytes;
         return n;
     }
 
@@ -110,6 +118,20 @@ public:
     bool supports_reta() const override { return false; }
 
 private:
+    // One rx burst from the hardware queue of `queue`, tagged for `holder`.
+    unsigned receive(QueueSlot queue, QueueSlot holder, std::span<rte_mbuf*> out, std::uint64_t& bytes) {
+        const std::uint16_t n = rte_eth_rx_burst(dpdk_port_, hw_queue(queue), out.data(), clamp(out.size()));
+        if (n == 0) {
+            return 0;
+        }
+        // The driver refilled its ring from the queue's pool behind our back: untagged until now.
+        const std::span<rte_mbuf* const> got(out.data(), n);
+        set_owner_burst(got, registry_.owner_tag(holder));
+        for (rte_mbuf* m : got) {
+            bytes += rte_pktmbuf_pkt_len(m);
+        }
+        return n;
+    }
     bool mine(QueueSlot slot) const { return slot >= first_slot_ && slot < first_slot_ + nb_queues_; }
     std::uint16_t hw_queue(QueueSlot slot) const { return static_cast<std::uint16_t>(slot - first_slot_); }
     static std::uint16_t clamp(std::size_t n) { return static_cast<std::uint16_t>(std::min<std::size_t>(n, 0xffff)); }

@@ -18,7 +18,8 @@
 // Threading and process model: a PortIo is created per port and process (make_port_io) and may
 // be used by several threads of that process for *different* slots; rx_burst/tx_burst(slot) only
 // by the current owner of slot (it writes the slot's statistics, and for user-veth it is the only
-// producer of lane `slot`). Per-burst virtual dispatch; no allocation, lock or syscall inside (the
+// producer of lane `slot`), rx_burst_adopted(queue, holder) only by the holder of queue's
+// adoption lease. Per-burst virtual dispatch; no allocation, lock or syscall inside (the
 // tap driver itself does readv/writev, and user-veth may wake a sleeping consumer).
 
 #include <cstdint>
@@ -41,6 +42,14 @@ public:
     // Receives up to out.size() frames from the hardware queue of `slot` (a queue slot of this
     // port) and returns the count. 0 when idle or when slot is not a queue of this port.
     virtual unsigned rx_burst(QueueSlot slot, std::span<rte_mbuf*> out) = 0;
+    // Adoption (ports without a RETA, doc/fabric-ports.md "Adoption"): receives from the hardware
+    // queue of free slot `queue` on behalf of stack `holder`, the holder of its adoption lease
+    // (QueueEntry::adopter), which alone may call this. The frames come from `queue`'s pool
+    // (refilled through the caller's lcore cache) and are tagged registry.owner_tag(holder), so
+    // reclaim of the holder finds them. Counted in holder's adopted_rx_packets/bytes (never in
+    // the free queue's statistics, which its next owner's claim resets). 0 for user-veth ports
+    // (their RETA keeps free queues empty) and for slots of other ports.
+    virtual unsigned rx_burst_adopted(QueueSlot queue, QueueSlot holder, std::span<rte_mbuf*> out) = 0;
     // Sends pkts on the hardware queue of `slot`; returns how many went out. Takes ownership of
     // all of them (see above).
     virtual unsigned tx_burst(QueueSlot slot, std::span<rte_mbuf* const> pkts) = 0;
@@ -49,8 +58,8 @@ public:
     // True if received frames are steered by the port's PortEntry::rss_key and ::reta (software
     // RSS): pick_local_port() predicts reply queues and the manager keeps the RETA on owned queues
     // (reta_update()). False (every ethdev for now; the tap PMD has no RETA at all): the device
-    // spreads flows its own way, queues nobody owns still receive, so the manager must have a live
-    // stack adopt every unowned queue, and stacks must expect mis-steered replies (forwarding).
+    // spreads flows its own way, queues nobody owns still receive, so a live stack of the port
+    // adopts every free queue (rx_burst_adopted), and stacks must expect mis-steered replies.
     virtual bool supports_reta() const = 0;
     // Index of the port in the registry.
     unsigned port() const { return port_; }

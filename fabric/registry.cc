@@ -96,7 +96,9 @@ Result<Epoch> Registry::claim(QueueSlot slot, std::int32_t pid, std::uint16_t lc
     }
     QueueEntry& e = queue(slot);
     QueueState expected = QueueState::free;
-    if (!e.state.compare_exchange_strong(expected, QueueState::owned, std::memory_order_acq_rel)) {
+    // Seq_cst, paired with try_adopt(): an adopter that took the lease either sees this store and
+    // lets go before polling, or the new owner sees its lease and waits for it (engine).
+    if (!e.state.compare_exchange_strong(expected, QueueState::owned, std::memory_order_seq_cst)) {
         return make_error(EBUSY, "registry: queue slot " + std::to_string(slot) + " is owned by pid " +
                                      std::to_string(e.owner_pid.load()));
     }
@@ -108,6 +110,44 @@ Result<Epoch> Registry::claim(QueueSlot slot, std::int32_t pid, std::uint16_t lc
     stats(slot) = QueueStats{};
     layout_->live_mask.fetch_or(std::uint64_t{1} << slot, std::memory_order_acq_rel);
     return epoch;
+}
+
+bool Registry::try_adopt(QueueSlot slot, OwnerTag adopter) {
+    if (slot >= layout_->nb_slots || adopter.empty()) {
+        return false;
+    }
+    QueueEntry& e = queue(slot);
+    std::uint64_t expected = 0;
+    if (!e.adopter.compare_exchange_strong(expected, adopter.value, std::memory_order_seq_cst)) {
+        return false;
+    }
+    // Lease first, state second (claim() does the opposite): if a claim slipped in between our
+    // caller's check and the CAS, one of the two sees the other.
+    if (e.state.load(std::memory_order_seq_cst) != QueueState::free) {
+        e.adopter.store(0, std::memory_order_seq_cst);
+        return false;
+    }
+    return true;
+}
+
+void Registry::release_adoption(QueueSlot slot, OwnerTag adopter) {
+    if (slot >= layout_->nb_slots) {
+        return;
+    }
+    std::uint64_t expected = adopter.value;
+    // Release: our last rx burst on the queue happens before the new owner's first one.
+    (void)queue(slot).adopter.compare_exchange_strong(expected, 0, std::memory_order_seq_cst);
+}
+
+unsigned Registry::release_adoptions_of(OwnerTag adopter) {
+    unsigned released = 0;
+    for (QueueSlot s = 0; s < layout_->nb_slots; ++s) {
+        std::uint64_t expected = adopter.value;
+        if (!adopter.empty() && queue(s).adopter.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) {
+            ++released;
+        }
+    }
+    return released;
 }
 
 void Registry::begin_drain(QueueSlot slot) {

@@ -11,7 +11,9 @@
 // Who writes which cache line:
 //  - RegistryHeader, PortEntry: the primary, before any secondary attaches (read-only afterwards,
 //    except PortEntry::reta, written by the manager when queue ownership changes);
-//  - QueueEntry: the manager (state, owner, epoch, lcore) and the owner (heartbeat);
+//  - QueueEntry: the manager (state, owner, epoch, lcore), the owner (heartbeat), and the
+//    adoption lease (adopter): CAS-claimed by a live stack of the port while the queue is free,
+//    released by it, or by reclaim when it died;
 //  - QueueStats: the owning stack only (plain counters, readers see them eventually).
 //
 // The layout is ABI: no pointers, fixed sizes, static_asserts below; bump k_registry_layout on
@@ -26,7 +28,7 @@
 
 namespace gazelle::fabric {
 
-inline constexpr std::uint32_t k_registry_layout = 1;
+inline constexpr std::uint32_t k_registry_layout = 2; // 2: QueueEntry::adopter, QueueStats' adoption line
 inline constexpr char k_registry_name[] = "gz_registry";
 // Redirection table size of software RSS (user-veth) and what we program into NICs that take it.
 inline constexpr unsigned k_reta_size = 128;
@@ -36,6 +38,7 @@ enum class PortKind : std::uint8_t { user_veth = 1, ethdev = 2 };
 
 enum class QueueState : std::uint32_t {
     free = 0,     // nobody owns it; receives nothing (RETA avoids it) or is adopted by a live stack
+                  // (ports without a RETA: QueueEntry::adopter)
     owned = 1,    // a live stack polls it
     draining = 2, // owner gone or leaving: no new traffic; reclaim in progress
 };
@@ -87,7 +90,15 @@ struct alignas(k_cache_line) QueueEntry {
     // it holds no routing decision, so reclaim's grace period need not wait for its heartbeat.
     std::atomic<std::uint16_t> parked;
     std::atomic<std::uint64_t> heartbeat;  // bumped by the owner's poll loop, once per iteration
+    // Adoption lease (ports without a RETA, where a free queue keeps receiving): the OwnerTag value
+    // of the one live stack of the port that polls this queue's rx for it while it is free; 0 =
+    // nobody. Taken with a CAS from 0 (Registry::try_adopt), given back by the adopter when the
+    // queue stops being free (a new owner waits for 0 before its first rx burst) or when it stops,
+    // and by reclaim of the adopter's own slot when it died. doc/fabric-ports.md "Adoption".
+    std::atomic<std::uint64_t> adopter;
 };
+static_assert(offsetof(QueueEntry, heartbeat) == 24);
+static_assert(offsetof(QueueEntry, adopter) == 32);
 static_assert(sizeof(QueueEntry) == k_cache_line);
 
 // Per queue slot, written only by its owner. Two lines: packet counters, then drops by reason.
@@ -109,8 +120,18 @@ struct alignas(k_cache_line) QueueStats {
     std::uint64_t drop_alloc_failed;
     std::uint64_t drop_table_full;  // flow rule could not be added
     std::uint64_t connections;      // gauge, stack-maintained
+    // Adoption (ports without a RETA): frames this stack received on free queues it adopted (not
+    // in rx_packets/rx_bytes, which count its own queue), and the leases it holds now.
+    alignas(k_cache_line) std::uint64_t adopted_rx_packets;
+    std::uint64_t adopted_rx_bytes;
+    std::uint64_t adopted_queues;   // gauge: leases held
+    std::uint64_t adoptions;        // leases taken
+    std::uint64_t adopt_handover_waits; // polls of its own queue skipped while a former adopter held it
+    std::uint64_t reserved_[3];
 };
-static_assert(sizeof(QueueStats) == 2 * k_cache_line);
+static_assert(offsetof(QueueStats, drop_inbox_full) == k_cache_line);
+static_assert(offsetof(QueueStats, adopted_rx_packets) == 2 * k_cache_line);
+static_assert(sizeof(QueueStats) == 3 * k_cache_line);
 
 struct alignas(k_cache_line) RegistryLayout {
     std::uint32_t max_queues;
@@ -154,6 +175,19 @@ public:
     void begin_drain(QueueSlot slot);
     // Manager: draining -> free, after reclaim.
     void release(QueueSlot slot);
+    // Adoption leases (QueueEntry::adopter). Any stack, for a queue of its own RETA-less port:
+    // takes the lease of free queue `queue` for `adopter` (its own owner tag). False when the queue
+    // is not free or another stack holds the lease. Seq_cst with claim(): either the adopter sees
+    // the queue owned (and lets go at once) or the new owner sees the lease (and waits).
+    bool try_adopt(QueueSlot queue, OwnerTag adopter);
+    // The adopter: gives the lease back (no-op if it does not hold it).
+    void release_adoption(QueueSlot queue, OwnerTag adopter);
+    // Reclaim, for a dead (or stopped) stack: gives back every lease it held; returns the count.
+    unsigned release_adoptions_of(OwnerTag adopter);
+    // Who polls `queue` for it now (empty: nobody).
+    OwnerTag adopter_of(QueueSlot slot) const {
+        return OwnerTag{queue(slot).adopter.load(std::memory_order_seq_cst)};
+    }
     // Owner tag an owner of `slot` writes into its mbufs now.
     OwnerTag owner_tag(QueueSlot slot) const {
         return OwnerTag::of(slot, queue(slot).epoch.load(std::memory_order_acquire));

@@ -48,6 +48,9 @@ fabric::QueueStats snapshot(const fabric::QueueStats& c) {
     s.drop_alloc_failed = load(c.drop_alloc_failed);
     s.drop_table_full = load(c.drop_table_full);
     s.connections = load(c.connections);
+    s.adopted_rx_packets = load(c.adopted_rx_packets);
+    s.adopted_rx_bytes = load(c.adopted_rx_bytes);
+    s.adopted_queues = load(c.adopted_queues);
     return s;
 }
 

@@ -119,7 +119,8 @@ StackEngine::StackEngine(Stack& stack, fabric::Fabric& fabric, fabric::PortIo& p
       user_veth_(port_io.kind() == fabric::PortKind::user_veth), pool_(fabric.pool(stack.slot_)),
       tag_(registry_.owner_tag(stack.slot_)), stats_(registry_.stats(stack.slot_)),
       forwarder_(registry_, flows_, fabric.forward_inboxes(), stack.slot_, pool_),
-      chunks_(fabric.memps(), tag_), arena_(chunks_, stack.options_.arena_chunk_bytes, stack.options_.arena_max_bytes) {}
+      chunks_(fabric.memps(), tag_), arena_(chunks_, stack.options_.arena_chunk_bytes, stack.options_.arena_max_bytes),
+      adopts_(!port_io.supports_reta()) {}
 
 StackEngine::~StackEngine() {
     shutdown();
@@ -189,6 +190,8 @@ Result<void> StackEngine::init() {
         }
     }
     spin_cycles_ = rte_get_tsc_hz() / 1000000u * stack_.options_.idle_spin_us;
+    adopt_scan_cycles_ = rte_get_tsc_hz() / 1000000u * k_adopt_scan_us;
+    stats_.adopted_queues = 0;
     ethdev_sleep_us_ = stack_.options_.ethdev_sleep_min_us;
 
     stack_.epoch_ = tag_.epoch();
@@ -227,11 +230,13 @@ void StackEngine::run() {
         // stack on a doorbell-less port).
         sleep_until_work();
     }
+    release_adoptions(); // after our last rx burst on them
     forwarder_.park();
 }
 
 unsigned StackEngine::poll_once() {
     unsigned work = receive_from_nic();
+    work += receive_adopted();
     work += receive_forwarded();
     work += receive_looped();
     work += serve_requests();
@@ -243,10 +248,80 @@ unsigned StackEngine::poll_once() {
 }
 
 unsigned StackEngine::receive_from_nic() {
+    if (!own_queue_clear_) {
+        // Our queue was free before our claim and a stack of the port may have adopted it: it
+        // lets go at its next poll, once it sees the queue owned. Two threads in one rx burst of
+        // the same queue would corrupt the driver's ring, so we poll only after the lease is 0
+        // (or reclaim of a dead adopter cleared it). Once 0, nobody can take it while we own it.
+        if (registry_.queue(stack_.slot_).adopter.load(std::memory_order_seq_cst) != 0) {
+            stats_.adopt_handover_waits += 1;
+            return 0;
+        }
+        own_queue_clear_ = true;
+    }
     std::array<rte_mbuf*, fabric::k_burst_max> rx;
     const unsigned n = port_io_.rx_burst(stack_.slot_, rx);
     forward_and_input(std::span<rte_mbuf* const>(rx.data(), n));
     return n;
+}
+
+// The free queues we adopted: polled like our own NIC queue, then the same forwarding step (the
+// frames are tagged ours: our flows stay, the others go to their owners, unowned ones get our
+// RST / ICMP). One state load per adopted queue per iteration tells us when a new owner claimed
+// it: then we let go (after this iteration's last burst on it, i.e. before any of its own).
+unsigned StackEngine::receive_adopted() {
+    if (!adopts_) {
+        return 0;
+    }
+    const std::uint64_t now = rte_get_tsc_cycles();
+    if (now >= next_adopt_scan_) {
+        next_adopt_scan_ = now + adopt_scan_cycles_;
+        scan_for_orphans();
+    }
+    unsigned work = 0;
+    std::array<rte_mbuf*, fabric::k_burst_max> rx;
+    for (unsigned i = 0; i < nb_adopted_;) {
+        const fabric::QueueSlot queue = adopted_[i];
+        if (registry_.queue(queue).state.load(std::memory_order_seq_cst) != fabric::QueueState::free) {
+            registry_.release_adoption(queue, tag_);
+            adopted_[i] = adopted_[--nb_adopted_];
+            stats_.adopted_queues = nb_adopted_;
+            continue;
+        }
+        const unsigned n = port_io_.rx_burst_adopted(queue, stack_.slot_, rx);
+        forward_and_input(std::span<rte_mbuf* const>(rx.data(), n));
+        work += n;
+        ++i;
+    }
+    return work;
+}
+
+// Control work on the poll loop, at most every k_adopt_scan_us: free queues of our port that
+// nobody adopted (never claimed yet, left by a stack that exited, or given back by reclaim of a
+// dead adopter) get a lease for us. The first stack to scan wins each queue (CAS).
+void StackEngine::scan_for_orphans() {
+    const fabric::QueueSlot first = port_.first_slot;
+    for (unsigned q = 0; q < port_.nb_queues; ++q) {
+        const auto queue = static_cast<fabric::QueueSlot>(first + q);
+        const fabric::QueueEntry& e = registry_.queue(queue);
+        if (queue == stack_.slot_ || e.state.load(std::memory_order_acquire) != fabric::QueueState::free ||
+            e.adopter.load(std::memory_order_relaxed) != 0) {
+            continue;
+        }
+        if (registry_.try_adopt(queue, tag_)) {
+            adopted_[nb_adopted_++] = queue;
+            stats_.adopted_queues = nb_adopted_;
+            stats_.adoptions += 1;
+        }
+    }
+}
+
+void StackEngine::release_adoptions() {
+    for (unsigned i = 0; i < nb_adopted_; ++i) {
+        registry_.release_adoption(adopted_[i], tag_);
+    }
+    nb_adopted_ = 0;
+    stats_.adopted_queues = 0;
 }
 
 // The forwarding step, then lwIP: our own packets, and those nobody owns (lwIP answers them with
@@ -478,6 +553,7 @@ void StackEngine::shutdown() {
         udp_remove(udp_pcbs);
     }
     flush_tx(); // the resets
+    release_adoptions(); // run() did unless it never ran
     // Fragments waiting for reassembly hold received mbufs: age them all out.
     for (int i = 0; i <= IP_REASS_MAXAGE; ++i) {
         ip_reass_tmr();

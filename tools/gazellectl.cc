@@ -612,10 +612,15 @@ struct AppConnections {
 constexpr const char* k_counter_names[] = {"rx_packets",      "rx_bytes",          "tx_packets",      "tx_bytes",
                                            "forwarded_out",   "forwarded_in",      "arp_fanout",      "local",
                                            "drop_inbox_full", "drop_no_owner",     "drop_owner_gone", "drop_malformed",
-                                           "drop_tx_full",    "drop_alloc_failed", "drop_table_full", "connections"};
+                                           "drop_tx_full",    "drop_alloc_failed", "drop_table_full", "connections",
+                                           "adopted_rx_packets", "adopted_rx_bytes", "adopted_queues"};
 constexpr std::size_t k_counters = std::size(k_counter_names);
 constexpr std::size_t k_first_drop = 8;
 constexpr std::size_t k_drop_counters = 7;
+// Gauges (not rates): the connection count and the adoption leases held (ports without a RETA).
+constexpr std::size_t k_connections = 15;
+constexpr std::size_t k_adopted_rx_packets = 16;
+constexpr std::size_t k_adopted_queues = 18;
 
 struct QueueStats {
     std::uint16_t slot = 0;
@@ -786,7 +791,7 @@ std::vector<AppConnections> read_connections(Reader& r) {
 Stats read_stats(Reader& r) {
     Stats s;
     s.timestamp_usec = r.num<std::uint64_t>("t");
-    r.each("qsutttttttttttttttt", [&] {
+    r.each("qsuttttttttttttttttttt", [&] {
         QueueStats q;
         q.slot = r.num<std::uint16_t>("q");
         q.port = r.str();
@@ -1288,7 +1293,9 @@ void print_stats(const Stats& s) {
                    {"ARP-FANOUT", Table::right},
                    {"LOCAL", Table::right},
                    {"DROPS", Table::right},
-                   {"CONNS", Table::right}});
+                   {"CONNS", Table::right},
+                   {"ADOPTED-RX", Table::right},
+                   {"ADOPTED-Q", Table::right}});
     Table drops({{"SLOT", Table::right},
                  {"INBOX-FULL", Table::right},
                  {"NO-OWNER", Table::right},
@@ -1303,7 +1310,9 @@ void print_stats(const Stats& s) {
             row.push_back(std::to_string(q.c[i]));
         }
         row.push_back(std::to_string(q.drops()));
-        row.push_back(std::to_string(q.c[k_counters - 1]));
+        row.push_back(std::to_string(q.c[k_connections]));
+        row.push_back(std::to_string(q.c[k_adopted_rx_packets]));
+        row.push_back(std::to_string(q.c[k_adopted_queues]));
         traffic.add(row);
         std::vector<std::string> drop_row{std::to_string(q.slot)};
         for (std::size_t i = k_first_drop; i < k_first_drop + k_drop_counters; ++i) {
@@ -1341,10 +1350,12 @@ void print_rates(const Stats& now, const Stats& before, double seconds, bool jso
             const QueueStats zero{};
             const QueueStats& p = it != previous.end() ? *it->second : zero;
             j.begin_object().field("slot", q.slot).field("port", q.port).field("owner_pid", q.pid);
-            for (std::size_t i = 0; i + 1 < k_counters; ++i) {
-                j.field(std::string(k_counter_names[i]) + "_per_second", per_second(q.c[i], p.c[i], seconds));
+            for (std::size_t i = 0; i < k_counters; ++i) {
+                if (i != k_connections && i != k_adopted_queues) {
+                    j.field(std::string(k_counter_names[i]) + "_per_second", per_second(q.c[i], p.c[i], seconds));
+                }
             }
-            j.field("connections", q.c[k_counters - 1]).end_object();
+            j.field("connections", q.c[k_connections]).field("adopted_queues", q.c[k_adopted_queues]).end_object();
         }
         j.end_array().end_object().newline();
         std::cout.flush();
@@ -1373,7 +1384,7 @@ void print_rates(const Stats& now, const Stats& before, double seconds, bool jso
                rate(per_second(q.c[0], p.c[0], seconds)), rate(per_second(q.c[1], p.c[1], seconds)),
                rate(per_second(q.c[2], p.c[2], seconds)), rate(per_second(q.c[3], p.c[3], seconds)),
                rate(per_second(q.c[4], p.c[4], seconds)), rate(per_second(q.c[5], p.c[5], seconds)),
-               rate(per_second(q.drops(), p.drops(), seconds)), std::to_string(q.c[k_counters - 1])});
+               rate(per_second(q.drops(), p.drops(), seconds)), std::to_string(q.c[k_connections])});
     }
     t.print(std::cout);
     std::cout << "\n";

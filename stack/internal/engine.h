@@ -44,6 +44,9 @@ public:
     static constexpr unsigned k_loop_capacity = 256;
     // Flow-table removals that hit a full deferred-free list, retried every poll.
     static constexpr unsigned k_pending_removals = 4096;
+    // Ports without a RETA: how often an awake stack looks for free queues of its port that
+    // nobody adopted (doc/fabric-ports.md "Adoption").
+    static constexpr unsigned k_adopt_scan_us = 1000;
 
     StackEngine(Stack& stack, fabric::Fabric& fabric, fabric::PortIo& port_io);
     ~StackEngine();
@@ -68,6 +71,9 @@ private:
     // Poll loop steps.
     unsigned poll_once();
     unsigned receive_from_nic();
+    unsigned receive_adopted();
+    void scan_for_orphans();
+    void release_adoptions();
     unsigned receive_forwarded();
     unsigned receive_looped();
     unsigned serve_requests();
@@ -151,6 +157,16 @@ private:
     // UDP ports bound by this stack ((addr << 16) | port, network order) -> sockets sharing the
     // port's fabric rule. Control path only (bind, close).
     std::unordered_map<std::uint64_t, unsigned> udp_port_users_;
+
+    // Adoption (ports without a RETA): the free queues of our port whose lease we hold and whose
+    // rx we poll, and whether our own queue's lease has been seen free since our claim (a former
+    // adopter may still poll it; we wait, see receive_from_nic()).
+    const bool adopts_;
+    std::array<fabric::QueueSlot, fabric::k_max_queues> adopted_{};
+    unsigned nb_adopted_ = 0;
+    std::uint64_t adopt_scan_cycles_ = 0;
+    std::uint64_t next_adopt_scan_ = 0;
+    bool own_queue_clear_ = false;
 
     std::uint64_t connections_ = 0;     // live connection rules (QueueStats::connections)
     std::uint64_t lwip_drops_seen_ = 0; // lwIP error counters already folded into drop_malformed

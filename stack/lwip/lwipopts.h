@@ -35,8 +35,11 @@
 /* Own address -> own MAC: a packet to our own port goes through the fabric to its owner stack. */
 #define ETHARP_SUPPORT_STATIC_ENTRIES 1
 #define ARP_TABLE_SIZE 64
-/* Keep every packet sent while an address resolves (a burst of connects to a new peer). */
+/* Keep every packet sent while an address resolves (a burst of connects to a new peer). lwIP's
+ * default ARP_QUEUE_LEN of 3 dropped all but the last 3: a stack with a cold ARP table that got
+ * 64 forwarded SYNs at once sent 3 SYN-ACKs, the peer retransmitted the rest after 1 s. */
 #define ARP_QUEUEING 1
+#define ARP_QUEUE_LEN 512
 
 /* Memory: every lwIP allocation (pcbs, segments, pbufs, ARP queue entries) goes to the stack's
  * own arena in hugepage memzones registered with the manager (stack/internal/arena.h): memp

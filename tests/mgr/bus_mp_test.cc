@@ -117,7 +117,7 @@ TEST_F(BusMpTest, EveryMethodReturnsSaneData) {
     std::uint64_t t = 0;
     ASSERT_GT(sd_bus_message_read(stats.reply.get(), "t", &t), 0);
     EXPECT_GT(t, 0u);
-    EXPECT_EQ(array_length(stats.reply.get(), "(qsutttttttttttttttt)", "(qsutttttttttttttttt)"), 3u);
+    EXPECT_EQ(array_length(stats.reply.get(), "(qsuttttttttttttttttttt)", "(qsuttttttttttttttttttt)"), 3u);
 
     auto memory = call_method(client(), "GetMemory");
     ASSERT_TRUE(memory.ok()) << memory.error_message;

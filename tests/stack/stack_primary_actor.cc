@@ -12,6 +12,7 @@
 //   reclaim SLOT         -> RECLAIM ok= owned= rules= listeners= memps= returned= ...
 //   usage                -> USAGE in_use= rules= memps=
 //   stats SLOT           -> STATS <QueueStats fields>
+//   queue SLOT           -> QUEUE slot= state= pid= adopter= (adopter: slot of the lease holder, -1 none)
 //   quit
 #include <arpa/inet.h>
 #include <poll.h>
@@ -122,7 +123,8 @@ void print_stats(const Registry& registry, QueueSlot slot) {
     std::printf("STATS slot=%u rx_packets=%llu rx_bytes=%llu tx_packets=%llu tx_bytes=%llu forwarded_out=%llu "
                 "forwarded_in=%llu arp_fanout=%llu local=%llu drop_inbox_full=%llu drop_no_owner=%llu "
                 "drop_owner_gone=%llu drop_malformed=%llu drop_tx_full=%llu drop_alloc_failed=%llu "
-                "drop_table_full=%llu connections=%llu heartbeat=%llu parked=%u\n",
+                "drop_table_full=%llu connections=%llu adopted_rx_packets=%llu adopted_rx_bytes=%llu "
+                "adopted_queues=%llu adoptions=%llu adopt_handover_waits=%llu heartbeat=%llu parked=%u\n",
                 slot, static_cast<unsigned long long>(s.rx_packets), static_cast<unsigned long long>(s.rx_bytes),
                 static_cast<unsigned long long>(s.tx_packets), static_cast<unsigned long long>(s.tx_bytes),
                 static_cast<unsigned long long>(s.forwarded_out), static_cast<unsigned long long>(s.forwarded_in),
@@ -131,6 +133,9 @@ void print_stats(const Registry& registry, QueueSlot slot) {
                 static_cast<unsigned long long>(s.drop_owner_gone), static_cast<unsigned long long>(s.drop_malformed),
                 static_cast<unsigned long long>(s.drop_tx_full), static_cast<unsigned long long>(s.drop_alloc_failed),
                 static_cast<unsigned long long>(s.drop_table_full), static_cast<unsigned long long>(s.connections),
+                static_cast<unsigned long long>(s.adopted_rx_packets), static_cast<unsigned long long>(s.adopted_rx_bytes),
+                static_cast<unsigned long long>(s.adopted_queues), static_cast<unsigned long long>(s.adoptions),
+                static_cast<unsigned long long>(s.adopt_handover_waits),
                 static_cast<unsigned long long>(registry.queue(slot).heartbeat.load()),
                 static_cast<unsigned>(registry.queue(slot).parked.load()));
 }
@@ -164,10 +169,11 @@ int serve(Fabric& f) {
             }
             std::fprintf(stderr, "primary: reclaimed %s\n", describe(*r).c_str());
             std::printf("RECLAIM ok=1 owned=%d rules=%u listeners=%u memps=%u memp_bytes=%llu returned=%u cached=%u "
-                        "inbox=%u rx=%u salvaged=%u grace_timeout=%d usec=%.0f\n",
+                        "inbox=%u rx=%u salvaged=%u adoptions=%u grace_timeout=%d usec=%.0f\n",
                         r->was_owned, r->rules, r->listeners, r->memp_pools,
                         static_cast<unsigned long long>(r->memp_bytes), r->mbufs_returned, r->cache_flushed,
-                        r->inbox_drained, r->rx_drained, r->salvaged, r->grace_timed_out ? 1 : 0, r->usec);
+                        r->inbox_drained, r->rx_drained, r->salvaged, r->adoptions, r->grace_timed_out ? 1 : 0,
+                        r->usec);
         } else if (w[0] == "usage") {
             unsigned in_use = 0;
             for (QueueSlot s = 0; s < f.registry().nb_slots(); ++s) {
@@ -176,6 +182,12 @@ int serve(Fabric& f) {
                 }
             }
             std::printf("USAGE in_use=%u rules=%u memps=%zu\n", in_use, f.flows().count(), f.memps().list().size());
+        } else if (w[0] == "queue" && w.size() == 2) {
+            const auto slot = static_cast<QueueSlot>(std::stoul(w[1]));
+            const QueueEntry& q = f.registry().queue(slot);
+            const OwnerTag adopter = f.registry().adopter_of(slot);
+            std::printf("QUEUE slot=%u state=%u pid=%d adopter=%d\n", slot, static_cast<unsigned>(q.state.load()),
+                        q.owner_pid.load(), adopter.empty() ? -1 : static_cast<int>(adopter.slot()));
         } else if (w[0] == "stats" && w.size() == 2) {
             print_stats(f.registry(), static_cast<QueueSlot>(std::stoul(w[1])));
         } else {
