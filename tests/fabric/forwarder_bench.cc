@@ -291,6 +291,10 @@ public:
         std::printf("\nfigure                                        ns/packet   baseline    ratio\n");
         for (unsigned size = 0; size < k_frame_len.size(); ++size) {
             const std::string arg = "/" + std::to_string(size);
+            if (!ns_.contains("BM_ForwardLocal" + arg) || !ns_.contains("BM_ForwardMissteered" + arg) ||
+                !ns_.contains("BM_LtranModel" + arg)) {
+                continue; // --benchmark_filter left one of them out
+            }
             const double local = ns_.at("BM_ForwardLocal" + arg);
             const double miss = ns_.at("BM_ForwardMissteered" + arg);
             const double ltran = ns_.at("BM_LtranModel" + arg);
@@ -307,6 +311,9 @@ public:
             return it == ns_.end() ? 0.0 : it->second;
         };
         for (const unsigned rules : k_scale_rules) {
+            if (scaled(rules) == 0 || scaled(k_scale_rules[0]) == 0) {
+                continue; // not run (--benchmark_filter)
+            }
             std::printf("  %8u rules                               %9.1f  %9.1f  %6.2fx vs %u rules\n", rules,
                         scaled(rules), scaled(k_scale_rules[0]), scaled(rules) / scaled(k_scale_rules[0]),
                         k_scale_rules[0]);
