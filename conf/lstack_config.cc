@@ -356,7 +356,10 @@ constexpr KeySpec<LstackConfig> k_keys[] = {
      .kind = Kind::integer,
      .min = 1,
      .max = 20000,
-     .doc = "Maximum number of TCP connections (including listening sockets) of this process.",
+     .doc = "Maximum number of TCP connections (including listening sockets) of this process, over all its "
+            "stacks. Beyond it connect() and listen() fail with ENOBUFS and connection requests from peers are "
+            "reset (the peer's connect() fails with ECONNREFUSED); a connection's place is free again once its "
+            "close completed.",
      .example = "20000",
      .from_gazelle = true,
      .field = &LstackConfig::tcp_conn_count},

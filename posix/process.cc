@@ -180,6 +180,7 @@ stack::StackOptions stack_options_from(const conf::LstackConfig& c) {
     } else {
         o.idle_spin_us = 1000000; // "busy polling": the longest spin the stack layer takes
     }
+    o.max_tcp_connections = c.tcp_conn_count;
     o.connect_port_policy = c.connect_port_policy == conf::ConnectPortPolicy::other_queue
                                 ? stack::StackOptions::ConnectPortPolicy::other_queue
                                 : stack::StackOptions::ConnectPortPolicy::own_queue;

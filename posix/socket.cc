@@ -235,10 +235,14 @@ int materialize_locked(int fd, PosixSocket& p) {
         // Replay what was recorded on the kernel socket; its errors are now the call's.
         to_kernel(fd, p, KernelReason::not_attached);
         if (p.bound_ && real().bind(fd, reinterpret_cast<const sockaddr*>(&p.bind_addr_), sizeof p.bind_addr_) != 0) {
-            return -errno;
+            const int err = errno;
+            GZ_LOG(warning, "socket %d: replaying bind() on its kernel socket (the process could not attach) failed: %s", fd, std::strerror(err));
+            return -err;
         }
         if (p.listening_ && real().listen(fd, p.backlog_) != 0) {
-            return -errno;
+            const int err = errno;
+            GZ_LOG(warning, "socket %d: replaying listen() on its kernel socket (the process could not attach) failed: %s", fd, std::strerror(err));
+            return -err;
         }
         return 1;
     }

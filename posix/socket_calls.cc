@@ -805,7 +805,8 @@ int connect(int fd, PosixSocket& p, const sockaddr* addr, socklen_t len) {
             rc = stack::connect(p.primary(), endpoint_of(sin));
         }
         if (rc != 0) {
-            return fail(rc == -EISCONN ? EISCONN : -rc);
+            // A full flow table is connect(2)'s "insufficient entries in the routing cache".
+            return fail(rc == -ENOSPC ? EAGAIN : -rc);
         }
         p.connect_phase_.store(1, std::memory_order_release);
         if (p.nonblocking()) {

@@ -68,7 +68,11 @@ void queue_on_poller(Socket* s, PollerState* poller) {
 Socket::Socket(Stack& stack, SocketType type, std::uint32_t ring_bytes)
     : stack_(stack), type_(type), rx_(ring_bytes), tx_(ring_bytes) {}
 
-Socket::~Socket() = default;
+Socket::~Socket() {
+    if (holds_tcp_slot_) {
+        stack_.release_tcp_socket();
+    }
+}
 
 void Socket::release() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -92,10 +96,23 @@ Socket* socket_open(Stack& stack, SocketType type, int* error) {
         }
         return nullptr;
     }
-    auto* s = new (std::nothrow) Socket(stack, type, k_ring_bytes);
-    if (s == nullptr && error != nullptr) {
-        *error = -ENOMEM;
+    if (type == SocketType::tcp && !stack.reserve_tcp_socket()) {
+        if (error != nullptr) {
+            *error = -ENOBUFS; // the process's tcp_conn_count is reached
+        }
+        return nullptr;
     }
+    auto* s = new (std::nothrow) Socket(stack, type, k_ring_bytes);
+    if (s == nullptr) {
+        if (type == SocketType::tcp) {
+            stack.release_tcp_socket();
+        }
+        if (error != nullptr) {
+            *error = -ENOMEM;
+        }
+        return nullptr;
+    }
+    s->holds_tcp_slot_ = type == SocketType::tcp;
     return s;
 }
 
@@ -293,6 +310,12 @@ void close(Socket* s) {
             child->release();
         }
         s->accept_fifo_.clear();
+    }
+    // The app's place under the connection limit is free at once, as a closed fd is in Linux
+    // (lwIP may keep the pcb through FIN_WAIT and TIME_WAIT; that is the arena's business).
+    if (s->holds_tcp_slot_) {
+        s->holds_tcp_slot_ = false;
+        s->stack_.release_tcp_socket();
     }
     s->app_flags_.fetch_or(app_flag::closed, std::memory_order_release);
     s->stack_.kick(*s);

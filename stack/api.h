@@ -48,7 +48,8 @@ inline constexpr std::uint32_t k_writable = 1u << 1; // send() would take at lea
 inline constexpr std::uint32_t k_hangup = 1u << 2;   // the peer closed its side: no more data will arrive
 inline constexpr std::uint32_t k_error = 1u << 3;    // an error is pending (socket_error())
 
-// A new socket on `stack`; nullptr with *error = -ENOMEM or -ESHUTDOWN (the stack stopped).
+// A new socket on `stack`; nullptr with *error = -ENOMEM, -ENOBUFS (TCP: the process holds
+// StackOptions::max_tcp_connections sockets) or -ESHUTDOWN (the stack stopped).
 Socket* socket_open(Stack& stack, SocketType type, int* error = nullptr);
 
 // Binds to `local` (addr 0 or the stack's port address; port 0: the stack chooses at listen or

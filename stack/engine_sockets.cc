@@ -37,6 +37,9 @@ constexpr int k_max_backlog = 65535;
 struct ConnRule {
     fabric::FlowKey key;
     std::uint32_t hash;
+    // A passive open's reservation of one of the process's TCP sockets, until accept() hands it
+    // to the Socket (or the pcb dies before the handshake completes).
+    bool holds_tcp_slot;
 };
 
 int errno_of(err_t err) {
@@ -379,6 +382,7 @@ int StackEngine::add_connection_rule(tcp_pcb* pcb, std::uint16_t local_port_host
     }
     rule->key = key;
     rule->hash = hash;
+    rule->holds_tcp_slot = false;
     tcp_ext_arg_set_callbacks(pcb, ext_id_, &k_connection_callbacks);
     tcp_ext_arg_set(pcb, ext_id_, rule);
     connections_ += 1;
@@ -745,8 +749,11 @@ void TcpCallbacks::attach_pcb(Socket& s, tcp_pcb* pcb) {
 }
 
 // Runs before lwIP sends the SYN-ACK: the connection's rule must exist before any of its packets
-// can reach another queue. Refusing drops the SYN silently (the peer retries).
-err_t TcpCallbacks::passive_open(u8_t /*id*/, tcp_pcb_listen* lpcb, tcp_pcb* cpcb) {
+// can reach another queue. A full backlog drops the SYN silently (the peer retries, as with
+// Linux's accept queue); the process's connection limit (tcp_conn_count) or a full flow table
+// answers it with a reset, so the peer's connect() fails at once (ECONNREFUSED) instead of
+// retrying SYNs for as long as the resource stays exhausted.
+err_t TcpCallbacks::passive_open(u8_t id, tcp_pcb_listen* lpcb, tcp_pcb* cpcb) {
     StackEngine* engine = StackEngine::current();
     auto* listener = static_cast<Socket*>(lpcb->callback_arg);
     if (engine == nullptr || listener == nullptr ||
@@ -754,7 +761,19 @@ err_t TcpCallbacks::passive_open(u8_t /*id*/, tcp_pcb_listen* lpcb, tcp_pcb* cpc
         listener->accept_pending_.load(std::memory_order_acquire) >= listener->backlog_) {
         return ERR_MEM;
     }
-    return engine->add_connection_rule(cpcb, cpcb->local_port) == 0 ? ERR_OK : ERR_MEM;
+    auto refuse = [&] {
+        tcp_rst(cpcb, 0, cpcb->rcv_nxt, &cpcb->local_ip, &cpcb->remote_ip, cpcb->local_port, cpcb->remote_port);
+        return ERR_MEM;
+    };
+    if (!listener->stack_.reserve_tcp_socket()) {
+        return refuse();
+    }
+    if (const int rc = engine->add_connection_rule(cpcb, cpcb->local_port); rc != 0) {
+        listener->stack_.release_tcp_socket();
+        return rc == -ENOSPC ? refuse() : ERR_MEM;
+    }
+    static_cast<ConnRule*>(tcp_ext_arg_get(cpcb, id))->holds_tcp_slot = true;
+    return ERR_OK;
 }
 
 void TcpCallbacks::destroyed(u8_t /*id*/, void* data) {
@@ -762,6 +781,9 @@ void TcpCallbacks::destroyed(u8_t /*id*/, void* data) {
     auto* rule = static_cast<ConnRule*>(data);
     if (engine == nullptr || rule == nullptr) {
         return;
+    }
+    if (rule->holds_tcp_slot) {
+        engine->stack_.release_tcp_socket();
     }
     engine->remove_connection_rule(rule->key, rule->hash);
     engine->arena_.free(rule);
@@ -775,8 +797,13 @@ err_t TcpCallbacks::accept(void* arg, tcp_pcb* pcb, err_t err) {
     }
     auto* s = new (std::nothrow) Socket(listener->stack_, SocketType::tcp, listener->rx_.capacity());
     if (s == nullptr) {
-        tcp_abort(pcb);
+        tcp_abort(pcb); // the destroyed callback gives the reservation back
         return ERR_ABRT;
+    }
+    // The passive open's reservation moves to the socket.
+    if (auto* rule = static_cast<ConnRule*>(tcp_ext_arg_get(pcb, engine->ext_id_)); rule != nullptr && rule->holds_tcp_slot) {
+        rule->holds_tcp_slot = false;
+        s->holds_tcp_slot_ = true;
     }
     attach_pcb(*s, pcb);
     s->local_ = endpoint_of(pcb->local_ip, pcb->local_port);

@@ -53,6 +53,7 @@ struct Runtime::Impl {
     AttachPlan plan;
     StackOptions options;
     std::vector<std::unique_ptr<Stack>> stacks;
+    std::atomic<unsigned> tcp_sockets{0}; // of every stack (StackOptions::max_tcp_connections)
     std::unique_ptr<fabric::Fabric> fabric;
     std::vector<fabric::PortIoPtr> port_ios; // by registry port index
     std::thread main;
@@ -206,7 +207,7 @@ Result<std::unique_ptr<Runtime>> Runtime::start(const AttachPlan& plan, const St
     impl->plan = plan;
     impl->options = options;
     for (const StackAssignment& a : plan.stacks) {
-        impl->stacks.push_back(std::make_unique<Stack>(a.slot, a.lcore, options));
+        impl->stacks.push_back(std::make_unique<Stack>(a.slot, a.lcore, options, impl->tcp_sockets));
     }
     Impl* raw = impl.get();
     raw->main = std::thread([raw] { raw->run_main(); });

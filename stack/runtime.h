@@ -69,6 +69,11 @@ struct StackOptions {
     // lwIP arena (hugepages, registered to the stack's owner tag): chunk size and limit.
     std::size_t arena_chunk_bytes = 4u << 20;
     std::size_t arena_max_bytes = 256u << 20;
+    // TCP sockets (listeners, connections, accepted ones not yet taken) the whole process may
+    // hold at once, over all its stacks; 0: no limit (lstack.conf tcp_conn_count). At the limit a
+    // new socket fails with -ENOBUFS and a connection request is answered with a reset; close()
+    // frees a place at once.
+    unsigned max_tcp_connections = 0;
     // Local ports connect() chooses from.
     std::uint16_t ephemeral_first = 49152;
     std::uint16_t ephemeral_last = 65535;

@@ -88,6 +88,7 @@ public:
     Stack& stack_;
     const SocketType type_;
     std::atomic<int> refs_{1}; // the app's handle
+    bool holds_tcp_slot_ = false; // counted in Stack::tcp_sockets_ (set before the app has it; cleared by close())
 
     // --- stack thread only ---------------------------------------------------------------------
     tcp_pcb* tcp_ = nullptr;

@@ -18,8 +18,10 @@ namespace gazelle::stack {
 
 class Stack {
 public:
-    Stack(fabric::QueueSlot slot, std::uint16_t lcore, const StackOptions& options)
-        : slot_(slot), lcore_(lcore), options_(options) {}
+    // `tcp_sockets` counts the TCP sockets of every stack of the process (one limit for all).
+    Stack(fabric::QueueSlot slot, std::uint16_t lcore, const StackOptions& options,
+          std::atomic<unsigned>& tcp_sockets)
+        : slot_(slot), lcore_(lcore), options_(options), tcp_sockets_(tcp_sockets) {}
     Stack(const Stack&) = delete;
     Stack& operator=(const Stack&) = delete;
 
@@ -52,9 +54,25 @@ public:
         }
     }
 
+    // Any thread: takes one of the process's TCP sockets (StackOptions::max_tcp_connections);
+    // false at the limit. close() gives it back (or
+    // Socket::~Socket, for an accepted socket the app never took).
+    bool reserve_tcp_socket() {
+        const unsigned limit = options_.max_tcp_connections;
+        unsigned n = tcp_sockets_.load(std::memory_order_relaxed);
+        do {
+            if (limit != 0 && n >= limit) {
+                return false;
+            }
+        } while (!tcp_sockets_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+        return true;
+    }
+    void release_tcp_socket() { tcp_sockets_.fetch_sub(1, std::memory_order_relaxed); }
+
     const fabric::QueueSlot slot_;
     const std::uint16_t lcore_;
     const StackOptions options_;
+    std::atomic<unsigned>& tcp_sockets_;
     // Set by the engine before the stack accepts requests, constant afterwards.
     fabric::Epoch epoch_ = 0;
     std::uint32_t ipv4_ = 0;        // network byte order
