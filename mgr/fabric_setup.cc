@@ -14,6 +14,7 @@
 
 #include <rte_ethdev.h>
 
+#include "fabric/eal.h"
 #include "fabric/port_io.h"
 #include "fabric/softrss.h"
 #include "fabric/unique_fd.h"
@@ -141,15 +142,13 @@ std::vector<std::string> primary_eal_args(const conf::ManagerConfig& config, uns
             args.push_back(vdev);
         }
     }
-    // Apps map the hugepages at the manager's addresses. A base far above the usual mmap area
-    // keeps that range free in every app process (measured: under ASan, or in apps with large
-    // heaps, the address EAL picks by default can be taken: "Cannot reserve ... at [addr]").
-    // A --base-virtaddr in extra_args wins.
+    // Apps map the hugepages at the manager's addresses: fabric::k_base_virtaddr_arg says
+    // where and why. A --base-virtaddr in extra_args wins.
     const bool base_given = std::any_of(dpdk.extra_args.begin(), dpdk.extra_args.end(), [](const std::string& a) {
         return a.rfind("--base-virtaddr", 0) == 0;
     });
     if (!base_given) {
-        args.emplace_back("--base-virtaddr=0x200000000000");
+        args.emplace_back(fabric::k_base_virtaddr_arg);
     }
     args.insert(args.end(), dpdk.extra_args.begin(), dpdk.extra_args.end());
     return args;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "fabric/eal.h"
+
 namespace gazelle::mgr {
 namespace {
 
@@ -29,13 +31,13 @@ TEST(PrimaryEalArgs, UserVethOnlyRunsWithoutPci) {
     const auto args = primary_eal_args(config, 1);
     EXPECT_EQ(args, (std::vector<std::string>{"--proc-type=primary", "--file-prefix=gazelle",
                                               "--huge-dir=/mnt/gazelle-huge", "--lcores=0@1", "--no-pci",
-                                              "--base-virtaddr=0x200000000000"}));
+                                              fabric::k_base_virtaddr_arg}));
 }
 
 TEST(PrimaryEalArgs, ABaseAddressInExtraArgsReplacesTheDefault) {
     const auto config = parse(R"(dpdk: { extra_args = ["--base-virtaddr=0x300000000000"]; };)");
     const auto args = primary_eal_args(config, 0);
-    EXPECT_FALSE(has(args, "--base-virtaddr=0x200000000000"));
+    EXPECT_FALSE(has(args, fabric::k_base_virtaddr_arg));
     EXPECT_EQ(args.back(), "--base-virtaddr=0x300000000000");
 }
 

@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fabric/eal.h"
+
 extern char** environ;
 
 namespace gazelle::test {
@@ -96,10 +98,8 @@ std::vector<std::string> EalInstance::common(unsigned lcore_id) const {
 std::vector<std::string> EalInstance::primary_args(unsigned lcore_id, std::vector<std::string> extra) const {
     auto args = common(lcore_id);
     args.emplace_back("--proc-type=primary");
-    // Secondaries must map the hugepages at the primary's addresses. A fixed base far above the
-    // usual mmap area keeps that address free in every process, also under ASan, whose own
-    // mappings otherwise take the spot the primary chose ("Cannot reserve ... at [addr]").
-    args.emplace_back("--base-virtaddr=0x200000000000");
+    // Secondaries must map the hugepages at the primary's addresses (see k_base_virtaddr_arg).
+    args.emplace_back(gazelle::fabric::k_base_virtaddr_arg);
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
 }
