@@ -84,8 +84,7 @@ void MbufSource::refresh() {
         return;
     }
     if (l2_ == nullptr) {
-        l1_budget_ = ~0u; // no second level: L1 down to empty
-        return;
+        return; // one level: no budget to keep
     }
     const unsigned l1_free = free_estimate(l1_);
     l1_budget_ = l1_free > l1_reserve_ ? l1_free - l1_reserve_ : 0;
@@ -95,6 +94,13 @@ void MbufSource::refresh() {
 
 template <typename Get>
 rte_mbuf* MbufSource::take(bool sheddable, OwnerTag owner, Get get) {
+    if (l2_ == nullptr) { // one level: L1 down to empty (the caller counts drop_alloc_failed)
+        rte_mbuf* m = get(l1_);
+        if (m != nullptr) {
+            set_owner_burst(std::span<rte_mbuf* const>(&m, 1), owner);
+        }
+        return m;
+    }
     if (l1_budget_ != 0) {
         if (rte_mbuf* m = get(l1_); m != nullptr) {
             --l1_budget_;
@@ -102,9 +108,6 @@ rte_mbuf* MbufSource::take(bool sheddable, OwnerTag owner, Get get) {
             return m;
         }
         l1_budget_ = 0; // empty before the estimate said: L2 until the next refresh
-    }
-    if (l2_ == nullptr) {
-        return nullptr; // L1 only, and it is empty (the caller counts drop_alloc_failed)
     }
     if (sheddable && l2_budget_ == 0) {
         stats_->l2_shed += 1;

@@ -124,7 +124,8 @@ public:
 
     rte_mempool* l1() const { return l1_; }
     rte_mempool* l2() const { return l2_; }
-    // L1 allocations left before its reserve, as of the last refresh minus what was taken since.
+    // L1 allocations left before its reserve, as of the last refresh minus what was taken since
+    // (0 without an L2 pool: there is no reserve to keep).
     unsigned l1_budget() const { return l1_budget_; }
 
 private:
