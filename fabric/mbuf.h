@@ -13,8 +13,9 @@
 // path goes through free_burst()/free_one() here.
 //
 // Pools are created by the primary ("gz_mbuf_<slot>", one per queue slot: the L1 pools; and
-// "gz_mbuf_l2", one for the fabric: the L2 pool, see MbufSource) and looked up by secondaries. Frees from any EAL lcore go to that lcore's cache of the mbuf's own pool; lcore ids
-// are unique fabric-wide (two processes with one lcore id would share, and corrupt, a cache).
+// "gz_mbuf_l2", one for the fabric: the L2 pool, see MbufSource) and looked up by secondaries.
+// Frees from any EAL lcore go to that lcore's cache of the mbuf's own pool; lcore ids are unique
+// fabric-wide (two processes with one lcore id would share, and corrupt, a cache).
 
 #include <cstdint>
 #include <span>
