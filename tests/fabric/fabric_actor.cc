@@ -390,6 +390,7 @@ int run_victim(QueueSlot slot, QueueSlot peer) {
 //   shed N          refresh, then N sheddable allocations -> SHED l1= l2= shed=
 //   free            frees everything held and allocated -> FREED n=
 //   free_estimate   -> ESTIMATE l1= l2= (what MbufSource sees)
+//   bench N         -> BENCH source_ns= direct_ns= ... (N bursts of 32 allocations and frees)
 // Every answer ends with the queue's L2 counters and the budgets after the operation.
 int run_tiered(QueueSlot slot) {
     auto fabric = Fabric::attach();
@@ -398,8 +399,9 @@ int run_tiered(QueueSlot slot) {
         return 1;
     }
     Fabric& f = **fabric;
-    if (f.l2_pool() == nullptr) {
-        std::fprintf(stderr, "tiered: the fabric has no L2 pool\n");
+    rte_mempool* const l1_pool = f.pool(slot);
+    if (l1_pool == nullptr || f.l2_pool() == nullptr) {
+        std::fprintf(stderr, "tiered: no pool for slot %u, or the fabric has no L2 pool\n", slot);
         return 1;
     }
     const OwnerTag me = f.registry().owner_tag(slot);
@@ -456,6 +458,47 @@ int run_tiered(QueueSlot slot) {
             free_burst(held);
             std::printf("FREED n=%zu%s\n", held.size(), counters().c_str());
             held.clear();
+        } else if (w[0] == "bench") { // ns per mbuf: MbufSource vs a plain get, and the two free counts
+            using clock = std::chrono::steady_clock;
+            std::array<rte_mbuf*, k_burst_max> burst;
+            auto per_op = [&](auto&& body, unsigned ops) {
+                const auto t0 = clock::now();
+                body();
+                return std::chrono::duration<double, std::nano>(clock::now() - t0).count() / ops;
+            };
+            const double via_source = per_op([&] {
+                for (unsigned round = 0; round < n; ++round) {
+                    source.refresh(); // once per poll, a burst per poll
+                    for (rte_mbuf*& m : burst) {
+                        m = source.alloc(me);
+                    }
+                    free_burst(burst);
+                }
+            }, n * k_burst_max);
+            const double direct = per_op([&] {
+                for (unsigned round = 0; round < n; ++round) {
+                    for (rte_mbuf*& m : burst) {
+                        m = rte_pktmbuf_alloc(l1_pool);
+                        if (m != nullptr) {
+                            set_mbuf_owner(m, me);
+                        }
+                    }
+                    free_burst(burst);
+                }
+            }, n * k_burst_max);
+            unsigned sink = 0;
+            const double estimate = per_op([&] {
+                for (unsigned k = 0; k < n; ++k) {
+                    sink += free_estimate(f.pool(slot));
+                }
+            }, n);
+            const double avail = per_op([&] {
+                for (unsigned k = 0; k < n; ++k) {
+                    sink += rte_mempool_avail_count(f.pool(slot));
+                }
+            }, n);
+            std::printf("BENCH source_ns=%.1f direct_ns=%.1f free_estimate_ns=%.1f avail_count_ns=%.1f sink=%u%s\n",
+                        via_source, direct, estimate, avail, sink & 1u, counters().c_str());
         } else if (w[0] == "free_estimate") {
             std::printf("ESTIMATE l1=%u l2=%u%s\n", free_estimate(f.pool(slot)), free_estimate(f.l2_pool()),
                         counters().c_str());
@@ -464,7 +507,9 @@ int run_tiered(QueueSlot slot) {
     free_burst(held);
     // A clean exit leaves nothing in this lcore's caches (as a stack's shutdown does).
     for (rte_mempool* pool : {f.pool(slot), f.l2_pool()}) {
-        rte_mempool_cache_flush(rte_mempool_default_cache(pool, rte_lcore_id()), pool);
+        if (pool != nullptr) {
+            rte_mempool_cache_flush(rte_mempool_default_cache(pool, rte_lcore_id()), pool);
+        }
     }
     return 0;
 }

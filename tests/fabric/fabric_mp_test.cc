@@ -201,6 +201,9 @@ TEST_F(FabricMpTest, LowQueuePoolFallsBackToTheL2PoolThenFailsCleanly) {
         return line.value_or("");
     };
 
+    // What the two-level choice costs on the fast path (printed, not asserted: a shared machine).
+    std::printf("%s\n", step("bench 2000", "BENCH").c_str());
+
     // L1 well above its watermark: L1 only.
     auto r = step("alloc 10", "ALLOC");
     EXPECT_EQ(field(r, "l1"), 10) << r;
