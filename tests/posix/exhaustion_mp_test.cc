@@ -317,13 +317,13 @@ TEST_F(Exhaustion, ConnectionLimitRefusesCleanlyAndRecovers) {
 class MbufExhaustion : public Exhaustion {
 protected:
     MbufExhaustion() {
-        // The smallest pools the manager accepts (the fixture's 4095 first; the L2 pool, which a
-        // stack falls back to when its own pool is below the low watermark, too; the watermark
-        // at 90% keeps most of the queue's own pool for its rx ring, so tx has about 50 + 512
-        // mbufs), and room in the receiver's queue for every frame the sender can have out: both
-        // of the sender's pools run dry while the stopped receiver's queue holds its mbufs.
+        // The smallest pools the manager accepts (the fixture's 4095 and 8191 first; the L2 pool,
+        // which a stack falls back to when its own pool is below the low watermark, too: about
+        // 460 + 512 mbufs for the sender's tx), and room in the receiver's queue for every frame
+        // the sender can have out: both of the sender's pools run dry while the stopped
+        // receiver's queue holds its mbufs.
         mgr_config_edits_ = {{"mbufs_per_queue = 4095", "mbufs_per_queue = 512"},
-                             {"l2_pool_mbufs = 1023", "l2_pool_mbufs = 512; l2_low_watermark_percent = 90"},
+                             {"l2_pool_mbufs = 8191", "l2_pool_mbufs = 512"},
                              {"queues = 4; bridge = \"br0\"; rx_ring_size = 512;",
                               "queues = 4; bridge = \"br0\"; rx_ring_size = 2048;"}};
     }
@@ -331,7 +331,8 @@ protected:
 
 TEST_F(MbufExhaustion, PoolRunsDryThenEveryByteArrives) {
     const int p = port(20);
-    constexpr int k_conns = 16;
+    // 32 windows of 64 kB (some 1440 frames) outgrow both of the sender's pools.
+    constexpr int k_conns = 32;
     constexpr long k_bytes = 4 << 20;
     auto server = start(server_conf_);
     auto client = start(client_conf_);
@@ -350,9 +351,9 @@ TEST_F(MbufExhaustion, PoolRunsDryThenEveryByteArrives) {
         std::this_thread::sleep_for(20ms);
     }
     ASSERT_EQ(num(server->ask("served", "SERVED"), "sink_bytes"), k_conns * k_warm) << server->last();
-    // Stop the receiver, then send: every connection's whole window leaves at once (16 x 64 kB,
-    // some 720 frames), each frame sits in the stopped receiver's queue holding one of the
-    // sender's 512 mbufs, and lwIP keeps retransmitting.
+    // Stop the receiver, then send: every connection's whole window leaves at once (32 x 64 kB,
+    // some 1440 frames), each frame sits in the stopped receiver's queue holding one of the
+    // sender's mbufs (512 of its own, 512 of the L2 pool), and lwIP keeps retransmitting.
     const double alloc0 = port_counter("veth1", "drop_alloc_failed");
     const double l2_0 = port_counter("veth1", "l2_allocs");
     ASSERT_TRUE(server->child().kill(SIGSTOP));
@@ -363,8 +364,7 @@ TEST_F(MbufExhaustion, PoolRunsDryThenEveryByteArrives) {
     const auto stopped = Clock::now();
     double in_use = 0;
     while (ms_since(stopped) < 700) {
-        // The L2 pool: the sender's own pools are below the watermark from the start (90%), so
-        // its frames come from there.
+        // The L2 pool, where the sender's frames go once its own pool is below the watermark.
         in_use = std::max(in_use, ctl("memory", "max(p['in_use'] for p in d['pools'] if p['name']=='gz_mbuf_l2')"));
     }
     const double size = ctl("memory", "max(p['size'] for p in d['pools'] if p['name']=='gz_mbuf_l2')");
