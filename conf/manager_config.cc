@@ -285,15 +285,18 @@ constexpr KeySpec<FabricConfig> k_fabric_keys[] = {
      .kind = Kind::integer,
      .min = 512,
      .max = (1 << 20) - 1,
-     .doc = "Mbufs of the pool for ARP and other traffic that belongs to no queue's stack yet.",
+     .doc = "Mbufs of the fabric's one L2 pool: a stack whose own queue pool is below the low watermark "
+            "allocates from it (the rest of its own pool stays for the NIC's receive refills).",
      .example = "32767",
      .field = &FabricConfig::l2_pool_mbufs},
     {.name = "l2_low_watermark_percent",
      .kind = Kind::integer,
      .min = 1,
      .max = 90,
-     .doc = "When fewer than this share of the L2 pool's mbufs are free, the fabric sheds L2 work (e.g. ARP "
-            "floods) instead of exhausting the pool.",
+     .doc = "The low watermark of every mbuf pool, in percent of its mbufs. Below it in a queue's own pool, "
+            "the stack allocates from the L2 pool; below it in the L2 pool, the fabric sheds L2 work (ARP frames "
+            "and ARP reply fan-out, counted as l2_shed) instead of exhausting the pool; other frames may take the "
+            "L2 pool down to empty.",
      .example = "20",
      .field = &FabricConfig::l2_low_watermark_percent},
 };

@@ -54,8 +54,8 @@ struct FabricConfig {
     unsigned mbufs_per_queue = 8191;        // mbufs of each queue's pool (2^n - 1 is optimal)
     unsigned mbuf_cache_size = 256;         // per-lcore cache of every pool
     unsigned mbuf_data_room = 2176;         // bytes per mbuf including headroom (RTE_MBUF_DEFAULT_BUF_SIZE)
-    unsigned l2_pool_mbufs = 16383;         // mbufs of the pool for ARP and other L2 traffic
-    unsigned l2_low_watermark_percent = 10; // below this share of free L2 mbufs, new L2 work is dropped
+    unsigned l2_pool_mbufs = 16383;         // mbufs of the fabric's L2 pool (stacks whose own pool is low)
+    unsigned l2_low_watermark_percent = 10; // low watermark of every pool: L1 -> use L2; L2 -> shed ARP work
 
     bool operator==(const FabricConfig&) const = default;
 };

@@ -20,10 +20,10 @@ std::string describe(const ReclaimReport& r) {
     char line[512];
     std::snprintf(line, sizeof line,
                   "queue %u (pid %d, epoch %u): %u rules, %u listeners, %u memp pools (%llu KiB), %u mbufs "
-                  "returned, %u from lcore caches, %u re-steered, %u inbox, %u rx queue, %u unpublished, %u adoptions "
-                  "given back%s in %.0f us",
+                  "returned, %u from lcore caches (%u of both from the L2 pool), %u re-steered, %u inbox, %u rx queue, "
+                  "%u unpublished, %u adoptions given back%s in %.0f us",
                   r.slot, r.pid, r.epoch, r.rules, r.listeners, r.memp_pools,
-                  static_cast<unsigned long long>(r.memp_bytes >> 10), r.mbufs_returned, r.cache_flushed,
+                  static_cast<unsigned long long>(r.memp_bytes >> 10), r.mbufs_returned, r.cache_flushed, r.l2_returned,
                   r.resteered, r.inbox_drained, r.rx_drained, r.salvaged, r.adoptions,
                   r.grace_timed_out ? " (grace wait timed out)" : "",
                   r.usec);
@@ -53,6 +53,23 @@ Result<std::unique_ptr<Fabric>> Fabric::create(const FabricParams& params) {
             return pool.error();
         }
         f->pools_[s] = *pool;
+    }
+    L2PoolEntry& l2 = f->registry_.l2_pool();
+    if (params.l2_pool_mbufs != 0) {
+        if (params.low_watermark_percent == 0 || params.low_watermark_percent >= 100) {
+            return make_error(EINVAL, "low watermark " + std::to_string(params.low_watermark_percent) +
+                                          "% is out of range 1..99");
+        }
+        auto pool = create_l2_pool(params.l2_pool_mbufs, params.pool);
+        if (!pool) {
+            return pool.error();
+        }
+        f->l2_pool_ = *pool;
+        std::snprintf(l2.name, sizeof l2.name, "%s", k_l2_pool_name);
+        l2.mbufs = params.l2_pool_mbufs;
+        l2.l1_mbufs = params.pool.mbufs;
+        l2.l2_reserve = static_cast<std::uint32_t>(std::uint64_t{params.l2_pool_mbufs} * params.low_watermark_percent / 100);
+        l2.l1_reserve = static_cast<std::uint32_t>(std::uint64_t{params.pool.mbufs} * params.low_watermark_percent / 100);
     }
     auto flows = FlowTable::create(params.flows);
     if (!flows) {
@@ -93,6 +110,13 @@ Result<std::unique_ptr<Fabric>> Fabric::attach() {
             return pool.error();
         }
         f->pools_[s] = *pool;
+    }
+    if (f->registry_.l2_pool().mbufs != 0) {
+        auto pool = lookup_l2_pool(f->registry_.l2_pool());
+        if (!pool) {
+            return pool.error();
+        }
+        f->l2_pool_ = *pool;
     }
     auto flows = FlowTable::attach();
     if (!flows) {
@@ -140,7 +164,16 @@ Fabric::~Fabric() {
             pool = nullptr;
         }
     }
+    if (l2_pool_ != nullptr) {
+        rte_mempool_free(l2_pool_);
+        l2_pool_ = nullptr;
+    }
     free_region(k_registry_name);
+}
+
+MbufSource Fabric::mbuf_source(QueueSlot slot) const {
+    const L2PoolEntry& l2 = registry_.l2_pool();
+    return MbufSource(pool(slot), l2_pool_, l2.l1_reserve, l2.l2_reserve, &registry_.stats(slot));
 }
 
 Result<Epoch> Fabric::claim_queue(QueueSlot slot, std::int32_t pid, std::uint16_t lcore_id) {
@@ -214,7 +247,7 @@ void Fabric::wait_grace(QueueSlot leaving, ReclaimReport& report) {
 // freed. The dead slot's QSBR reader is brought online meanwhile, so the lookups are protected
 // like a live stack's.
 void Fabric::resteer(QueueSlot dead, ReclaimReport& report) {
-    Forwarder forwarder(registry_, flows_, inboxes_, dead, pools_[dead]);
+    Forwarder forwarder(registry_, flows_, inboxes_, dead, mbuf_source(dead));
     forwarder.unpark();
     std::array<rte_mbuf*, k_burst_max> burst;
     std::array<rte_mbuf*, k_burst_max> own;
@@ -309,11 +342,19 @@ Result<ReclaimReport> Fabric::reclaim_queue(QueueSlot slot) {
 
     // 5. Its lcore's caches in every pool (it freed mbufs of any pool there, and the rx refills of
     //    queues it adopted allocated from those queues' pools through it), and every mbuf still
-    //    tagged for it (in its hands when it died, adopted-queue frames included).
+    //    tagged for it (in its hands when it died, adopted-queue frames included), the L2 pool
+    //    included: its mbufs carry the same tags. Only the dead lcore's cache is flushed (a live
+    //    process's cache, flushed from here, corrupts the pool: measured).
     for (QueueSlot s = 0; s < registry_.nb_slots(); ++s) {
         const PoolSweep ps = sweep_pool(pools_[s], dead, dead_lcore);
         report.cache_flushed += ps.cache_flushed;
         report.mbufs_returned += ps.returned;
+    }
+    if (l2_pool_ != nullptr) {
+        const PoolSweep ps = sweep_pool(l2_pool_, dead, dead_lcore);
+        report.cache_flushed += ps.cache_flushed;
+        report.mbufs_returned += ps.returned;
+        report.l2_returned = ps.cache_flushed + ps.returned;
     }
 
     // 6. The free queues it adopted go back to nobody (only now: its pools are clean, and it is

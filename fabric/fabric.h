@@ -8,7 +8,8 @@
 //   flow table      rules: connections and listeners -> queue slots (fabric/flow_table.h)
 //   forward inboxes one MPSC inbox per slot for mis-steered packets (fabric/forwarder.h)
 //   user-veth       software NIC rx queues, when the config has user-veth ports (fabric/user_veth.h)
-//   mbuf pools      one per slot, "gz_mbuf_<slot>" (fabric/mbuf.h)
+//   mbuf pools      one per slot, "gz_mbuf_<slot>" (L1), and the fabric's L2 pool "gz_mbuf_l2"
+//                   (fabric/mbuf.h MbufSource), named in the registry
 //   memp registry   hugepage pools stacks create for lwIP, by owner (fabric/memp_registry.h)
 //
 // Creators own, attachers borrow: a Fabric made by create() frees everything on destruction; one
@@ -38,6 +39,14 @@ struct FabricParams {
     unsigned rx_lane_capacity = 1024;      // per producer lane of each user-veth rx queue
     FlowTableConfig flows;
     MbufPoolParams pool;
+    // The L2 pool: one for the whole fabric (0 = none: every stack allocates from its L1 pool
+    // only). One pool rather than one per port: it is a reserve for whichever queues run short,
+    // and the config sizes it once (fabric.l2_pool_mbufs); per port it would be sized, and sit
+    // idle, N times over.
+    unsigned l2_pool_mbufs = 0;
+    // Below this share of free mbufs a pool is low: L1 -> allocate from L2; L2 -> shed sheddable
+    // work (fabric.l2_low_watermark_percent).
+    unsigned low_watermark_percent = 10;
     std::vector<PortSpec> ports;
     // How long reclaim waits for every live stack to pass a quiescent point (a stack that is
     // hung does not block reclaim forever: the report says the wait timed out).
@@ -62,6 +71,7 @@ struct ReclaimReport {
     unsigned cache_flushed = 0;    // in its lcore's mempool caches
     unsigned mbufs_returned = 0;   // tagged for it anywhere else (in hand, in flight)
     unsigned adoptions = 0;        // adoption leases it held on free queues, given back
+    unsigned l2_returned = 0;      // of cache_flushed + mbufs_returned: the L2 pool's
     double usec = 0;
 };
 
@@ -81,6 +91,9 @@ public:
     UserVeth& user_veth() { return user_veth_; }
     MempRegistry& memps() { return memps_; }
     rte_mempool* pool(QueueSlot slot) const { return slot < k_max_queues ? pools_[slot] : nullptr; }
+    rte_mempool* l2_pool() const { return l2_pool_; } // nullptr: the fabric has no L2 pool
+    // Where the stack of `slot` allocates: its L1 pool, the L2 pool, the registry's reserves.
+    MbufSource mbuf_source(QueueSlot slot) const;
 
     // Manager: gives `slot` to (pid, lcore), re-points the port's RETA at it. EBUSY when owned.
     Result<Epoch> claim_queue(QueueSlot slot, std::int32_t pid, std::uint16_t lcore_id);
@@ -111,6 +124,7 @@ private:
     UserVeth user_veth_;
     MempRegistry memps_;
     rte_mempool* pools_[k_max_queues] = {};
+    rte_mempool* l2_pool_ = nullptr;
 };
 
 } // namespace gazelle::fabric

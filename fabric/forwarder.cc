@@ -76,13 +76,16 @@ Inbox ForwardInboxes::of(QueueSlot slot) const {
     return Inbox(reinterpret_cast<char*>(base_ + 1) + base_->inbox_bytes * slot);
 }
 
-Forwarder::Forwarder(Registry registry, FlowTable flows, ForwardInboxes inboxes, QueueSlot self, rte_mempool* pool)
+Forwarder::Forwarder(Registry registry, FlowTable flows, ForwardInboxes inboxes, QueueSlot self, MbufSource mbufs)
     : registry_(registry), flows_(flows), inboxes_(inboxes), own_inbox_(inboxes.of(self)), self_(self),
-      port_(registry.queue(self).port), pool_(pool), stats_(registry.stats(self)) {
+      port_(registry.queue(self).port), stats_(registry.stats(self)), mbufs_(mbufs) {
     for (QueueSlot s = 0; s < registry.nb_slots(); ++s) {
         peers_[s] = inboxes.of(s);
     }
 }
+
+Forwarder::Forwarder(Registry registry, FlowTable flows, ForwardInboxes inboxes, QueueSlot self, rte_mempool* pool)
+    : Forwarder(registry, flows, inboxes, self, MbufSource(pool, nullptr, 0, 0, &registry.stats(self))) {}
 
 QueueSlot Forwarder::live_owner(QueueSlot slot, Epoch epoch) const {
     if (slot >= registry_.nb_slots() || !registry_.is_live(slot)) {
@@ -176,12 +179,12 @@ void Forwarder::fan_out_arp(rte_mbuf* m) {
         if (slot == self_ || ((live >> slot) & 1u) == 0) {
             continue;
         }
-        rte_mbuf* clone = rte_pktmbuf_clone(m, pool_);
+        // Sheddable: a stack that misses this reply asks again (from L2 only above its reserve).
+        rte_mbuf* clone = mbufs_.clone_sheddable(m, registry_.owner_tag(slot));
         if (clone == nullptr) {
             stats_.drop_alloc_failed += 1;
             continue;
         }
-        set_mbuf_owner(clone, registry_.owner_tag(slot));
         if (peers_[slot].enqueue_burst(self_, std::span<rte_mbuf* const>(&clone, 1)) == 1) {
             peers_[slot].ring_doorbell();
             stats_.arp_fanout += 1;
@@ -270,6 +273,7 @@ void Forwarder::park() {
 void Forwarder::unpark() {
     registry_.queue(self_).parked.store(0, std::memory_order_seq_cst);
     (void)flows_.reader_online(self_);
+    mbufs_.refresh(); // the free counts are stale after a sleep
 }
 
 unsigned Forwarder::receive_forwarded(std::span<rte_mbuf*> out) {
@@ -286,6 +290,7 @@ void Forwarder::end_of_poll() {
     if (flows_.deferred_pending(self_) != 0) {
         (void)flows_.reclaim_deferred(self_);
     }
+    mbufs_.refresh();
 }
 
 } // namespace gazelle::fabric

@@ -23,6 +23,7 @@
 #include "conf/result.h"
 #include "fabric/flow_table.h"
 #include "fabric/inbox.h"
+#include "fabric/mbuf.h"
 #include "fabric/registry.h"
 #include "fabric/types.h"
 
@@ -59,7 +60,10 @@ struct ForwardSplit {
 
 class Forwarder {
 public:
-    // `pool`: this queue's mbuf pool (for ARP reply clones). `self` must be owned by the caller.
+    // `mbufs`: where this queue allocates (ARP reply clones are sheddable work, fabric/mbuf.h).
+    // `self` must be owned by the caller.
+    Forwarder(Registry registry, FlowTable flows, ForwardInboxes inboxes, QueueSlot self, MbufSource mbufs);
+    // Clones from `pool` only (no L2 pool).
     Forwarder(Registry registry, FlowTable flows, ForwardInboxes inboxes, QueueSlot self, rte_mempool* pool);
 
     // Takes ownership of every packet of `rx` (at most k_burst_max): each ends up in local_out,
@@ -71,7 +75,8 @@ public:
     // Packets other stacks forwarded to us (already tagged ours).
     unsigned receive_forwarded(std::span<rte_mbuf*> out);
 
-    // End of one poll-loop iteration: heartbeat, QSBR quiescent state, deferred rule frees.
+    // End of one poll-loop iteration: heartbeat, QSBR quiescent state, deferred rule frees, the
+    // mbuf source's free counts.
     void end_of_poll();
     // Around sleeping on the doorbell (and before the first / after the last poll): a parked
     // stack holds no routing decision and no flow-table reference, so neither reclaim's grace
@@ -80,6 +85,8 @@ public:
     void unpark();
 
     Inbox& inbox() { return own_inbox_; }
+    // The stack's mbuf allocations (tx) go through this too, so one watermark state per queue.
+    MbufSource& mbufs() { return mbufs_; }
     QueueSlot slot() const { return self_; }
 
 private:
@@ -98,8 +105,8 @@ private:
     Inbox peers_[k_max_queues];
     QueueSlot self_;
     std::uint16_t port_;
-    rte_mempool* pool_;
     QueueStats& stats_;
+    MbufSource mbufs_;
 };
 
 } // namespace gazelle::fabric

@@ -12,9 +12,10 @@
 // A stale tag on a free mbuf would make reclaim put it back twice, so every free on the packet
 // path goes through free_burst()/free_one() here.
 //
-// Pools are created by the primary ("gz_mbuf_<slot>", one per queue slot) and looked up by
-// secondaries. Frees from any EAL lcore go to that lcore's cache of the mbuf's own pool; lcore ids
-// are unique fabric-wide (two processes with one lcore id would share, and corrupt, a cache).
+// Pools are created by the primary ("gz_mbuf_<slot>", one per queue slot: the L1 pools; and
+// "gz_mbuf_l2", one for the fabric: the L2 pool, see MbufSource) and looked up by secondaries.
+// Frees from any EAL lcore go to that lcore's cache of the mbuf's own pool; lcore ids are unique
+// fabric-wide (two processes with one lcore id would share, and corrupt, a cache).
 
 #include <cstdint>
 #include <span>
@@ -23,6 +24,7 @@
 #include <rte_mbuf.h>
 
 #include "conf/result.h"
+#include "fabric/registry.h"
 #include "fabric/types.h"
 
 struct rte_mempool;
@@ -72,6 +74,7 @@ inline unsigned alloc_burst(rte_mempool* pool, std::span<rte_mbuf*> out, OwnerTa
 }
 
 std::string mbuf_pool_name(QueueSlot slot);
+inline constexpr char k_l2_pool_name[] = "gz_mbuf_l2";
 
 struct MbufPoolParams {
     unsigned mbufs = 8191;       // 2^n - 1 is the optimum for the ring-backed mempool
@@ -82,6 +85,63 @@ struct MbufPoolParams {
 // Primary: creates the pool of `slot`. Secondary: looks it up.
 Result<rte_mempool*> create_mbuf_pool(QueueSlot slot, const MbufPoolParams& params);
 Result<rte_mempool*> lookup_mbuf_pool(QueueSlot slot);
+// Primary: the fabric's L2 pool (same data room and cache size as the L1 pools). Secondary: looks
+// up the pool the registry names.
+Result<rte_mempool*> create_l2_pool(unsigned mbufs, const MbufPoolParams& params);
+Result<rte_mempool*> lookup_l2_pool(const L2PoolEntry& entry);
+
+// Free mbufs of `pool` as one stack can count them cheaply: the pool's ring plus the calling
+// lcore's own cache. Other lcores' caches (at most 1.5 x cache_size each) are not walked, so this
+// is a lower bound: watermark tests built on it err towards "low". rte_mempool_avail_count()
+// walks all RTE_MAX_LCORE caches, too slow for every poll.
+unsigned free_estimate(const rte_mempool* pool);
+
+// Where a stack's mbufs come from: its queue's own pool (L1) while more than the L1 reserve of
+// it is free, else the fabric's L2 pool. The L1 reserve is what the NIC's rx ring refills from
+// (an ethdev driver allocates rx mbufs from L1 behind our back): tx that ate it would starve
+// receive, and with it the ACKs that free tx mbufs. Two kinds of allocation:
+//  - alloc(): frames that must go out (TCP, UDP, ICMP): L1 above its reserve, else L2 down to
+//    empty, else a failure (QueueStats::l2_alloc_failed; the caller returns ERR_MEM to lwIP);
+//  - alloc_sheddable() / clone_sheddable(): work the fabric can refuse (ARP requests and
+//    replies, ARP reply fan-out clones: lost ARP is retried, a lost TCP segment costs an RTO):
+//    L1 above its reserve, else L2 above its own reserve, else shed (QueueStats::l2_shed).
+// Cost: the free counts are read once per poll (refresh()); in between each allocation spends a
+// budget computed from them (a plain counter), and a failed get moves on at once.
+// Without an L2 pool (l2 == nullptr) everything comes from L1, down to empty.
+// Threading: one MbufSource per stack thread (it writes that queue's statistics block).
+class MbufSource {
+public:
+    MbufSource() = default;
+    MbufSource(rte_mempool* l1, rte_mempool* l2, unsigned l1_reserve, unsigned l2_reserve, QueueStats* stats);
+
+    // Once per poll-loop iteration: re-reads the free counts (lower bounds, see free_estimate).
+    void refresh();
+
+    // nullptr when both levels are exhausted (counted). Tagged for `owner`.
+    rte_mbuf* alloc(OwnerTag owner);
+    rte_mbuf* alloc_sheddable(OwnerTag owner);
+    // An indirect mbuf referencing `m`, tagged for `owner`; nullptr when shed (counted).
+    rte_mbuf* clone_sheddable(rte_mbuf* m, OwnerTag owner);
+
+    rte_mempool* l1() const { return l1_; }
+    rte_mempool* l2() const { return l2_; }
+    // L1 allocations left before its reserve, as of the last refresh minus what was taken since
+    // (0 without an L2 pool: there is no reserve to keep).
+    unsigned l1_budget() const { return l1_budget_; }
+
+private:
+    // One allocation by `get(pool)`: L1 within its budget, else L2 (within its budget when sheddable).
+    template <typename Get>
+    rte_mbuf* take(bool sheddable, OwnerTag owner, Get get);
+
+    rte_mempool* l1_ = nullptr;
+    rte_mempool* l2_ = nullptr;
+    unsigned l1_reserve_ = 0;
+    unsigned l2_reserve_ = 0;
+    unsigned l1_budget_ = 0;
+    unsigned l2_budget_ = 0; // L2 allocations sheddable work may still make before L2's reserve
+    QueueStats* stats_ = nullptr;
+};
 
 // What reclaim found in one pool.
 struct PoolSweep {

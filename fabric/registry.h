@@ -14,7 +14,8 @@
 //  - QueueEntry: the manager (state, owner, epoch, lcore), the owner (heartbeat), and the
 //    adoption lease (adopter): CAS-claimed by a live stack of the port while the queue is free,
 //    released by it, or by reclaim when it died;
-//  - QueueStats: the owning stack only (plain counters, readers see them eventually).
+//  - QueueStats: the owning stack only (plain counters, readers see them eventually);
+//  - L2PoolEntry: the primary, before any secondary attaches (read-only afterwards).
 //
 // The layout is ABI: no pointers, fixed sizes, static_asserts below; bump k_registry_layout on
 // any change.
@@ -28,7 +29,7 @@
 
 namespace gazelle::fabric {
 
-inline constexpr std::uint32_t k_registry_layout = 2; // 2: QueueEntry::adopter, QueueStats' adoption line
+inline constexpr std::uint32_t k_registry_layout = 3; // 2: adoption; 3: L2 pool entry, QueueStats' L2 counters
 inline constexpr char k_registry_name[] = "gz_registry";
 // Redirection table size of software RSS (user-veth) and what we program into NICs that take it.
 inline constexpr unsigned k_reta_size = 128;
@@ -127,11 +128,30 @@ struct alignas(k_cache_line) QueueStats {
     std::uint64_t adopted_queues;   // gauge: leases held
     std::uint64_t adoptions;        // leases taken
     std::uint64_t adopt_handover_waits; // polls of its own queue skipped while a former adopter held it
-    std::uint64_t reserved_[3];
+    // The fabric's L2 mbuf pool (fabric/mbuf.h MbufSource), used when this queue's own pool is low
+    std::uint64_t l2_allocs;        // mbufs taken from the L2 pool
+    std::uint64_t l2_alloc_failed;  // L1 at its reserve and L2 empty: the frame was not sent (ERR_MEM)
+    std::uint64_t l2_shed;          // sheddable work (ARP) refused: L1 and L2 both at their reserve
 };
 static_assert(offsetof(QueueStats, drop_inbox_full) == k_cache_line);
 static_assert(offsetof(QueueStats, adopted_rx_packets) == 2 * k_cache_line);
+static_assert(offsetof(QueueStats, l2_allocs) == 2 * k_cache_line + 5 * sizeof(std::uint64_t));
 static_assert(sizeof(QueueStats) == 3 * k_cache_line);
+
+// The fabric's second-level mbuf pool (one for the whole fabric, fabric/mbuf.h), as the primary
+// made it: secondaries look the pool up by this name, and every MbufSource takes its reserves
+// from here, so all stacks apply the same watermarks. mbufs == 0: the fabric has no L2 pool.
+struct alignas(k_cache_line) L2PoolEntry {
+    char name[32];                  // memzone-style mempool name, NUL-terminated
+    std::uint32_t mbufs;            // size of the L2 pool
+    std::uint32_t l2_reserve;       // L2 mbufs sheddable work must leave free (l2_low_watermark_percent)
+    std::uint32_t l1_reserve;       // mbufs of each queue's own pool a stack leaves free for its NIC
+                                    // rx ring's refills: below, it allocates from L2 (same percent)
+    std::uint32_t l1_mbufs;         // size of each queue's own pool
+    std::uint32_t reserved_[4];
+};
+static_assert(offsetof(L2PoolEntry, mbufs) == 32);
+static_assert(sizeof(L2PoolEntry) == k_cache_line);
 
 struct alignas(k_cache_line) RegistryLayout {
     std::uint32_t max_queues;
@@ -143,8 +163,12 @@ struct alignas(k_cache_line) RegistryLayout {
     PortEntry ports[k_max_ports];
     QueueEntry queues[k_max_queues];
     QueueStats stats[k_max_queues];
+    L2PoolEntry l2_pool;
 };
 static_assert(offsetof(RegistryLayout, ports) == k_cache_line);
+static_assert(offsetof(RegistryLayout, stats) ==
+              k_cache_line + k_max_ports * sizeof(PortEntry) + k_max_queues * sizeof(QueueEntry));
+static_assert(offsetof(RegistryLayout, l2_pool) == offsetof(RegistryLayout, stats) + k_max_queues * sizeof(QueueStats));
 
 // A view of the registry (primary or secondary); owns nothing.
 class Registry {
@@ -161,6 +185,7 @@ public:
     PortEntry& port(unsigned index) const { return layout_->ports[index]; }
     QueueEntry& queue(QueueSlot slot) const { return layout_->queues[slot]; }
     QueueStats& stats(QueueSlot slot) const { return layout_->stats[slot]; }
+    L2PoolEntry& l2_pool() const { return layout_->l2_pool; }
     unsigned nb_slots() const { return layout_->nb_slots; }
     std::uint64_t live_mask() const { return layout_->live_mask.load(std::memory_order_acquire); }
     bool is_live(QueueSlot slot) const { return (live_mask() >> slot) & 1u; }

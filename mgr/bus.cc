@@ -121,7 +121,7 @@ constexpr const char* k_queue_type = "(qsqsuuqtb)";
 constexpr const char* k_rule_type = "(sssqsqqutu)";
 constexpr const char* k_conn_type = "(qssqsq)";
 constexpr const char* k_app_conns_type = "(usa(qssqsq))";
-constexpr const char* k_queue_stats_type = "(qsuttttttttttttttttttt)";
+constexpr const char* k_queue_stats_type = "(qsutttttttttttttttttttttt)";
 constexpr const char* k_flow_stats_type = "(tttttttttttttuu)";
 constexpr const char* k_pool_type = "(sqsuuuut)";
 constexpr const char* k_memp_type = "(qusst)";
@@ -385,7 +385,7 @@ struct Bus::Handlers {
                 w.add("t", stats.timestamp_usec).open('a', k_queue_stats_type);
                 for (const SlotStats& q : stats.queues) {
                     const fabric::QueueStats& c = q.counters;
-                    w.open('r', "qsuttttttttttttttttttt")
+                    w.open('r', "qsutttttttttttttttttttttt")
                         .add("q", q.slot)
                         .str(slots.port_of(q.slot))
                         .add("u", slots.pid_of(q.slot))
@@ -394,6 +394,7 @@ struct Bus::Handlers {
                         .add("tttttttt", c.drop_inbox_full, c.drop_no_owner, c.drop_owner_gone, c.drop_malformed,
                              c.drop_tx_full, c.drop_alloc_failed, c.drop_table_full, c.connections)
                         .add("ttt", c.adopted_rx_packets, c.adopted_rx_bytes, c.adopted_queues)
+                        .add("ttt", c.l2_allocs, c.l2_alloc_failed, c.l2_shed)
                         .close();
                 }
                 const fabric::FlowTableStats& f = stats.flows;
@@ -578,7 +579,7 @@ const sd_bus_vtable k_vtable[] = {
                              Bus::Handlers::list_rules, k_read_only),
     SD_BUS_METHOD_WITH_NAMES("ListConnections", "", "", "a(usa(qssqsq))", SD_BUS_PARAM(apps),
                              Bus::Handlers::list_connections, k_read_only),
-    SD_BUS_METHOD_WITH_NAMES("GetStats", "", "", "ta(qsuttttttttttttttttttt)(tttttttttttttuu)",
+    SD_BUS_METHOD_WITH_NAMES("GetStats", "", "", "ta(qsutttttttttttttttttttttt)(tttttttttttttuu)",
                              SD_BUS_PARAM(timestamp_usec) SD_BUS_PARAM(queues) SD_BUS_PARAM(flow_table),
                              Bus::Handlers::get_stats, k_read_only),
     SD_BUS_METHOD_WITH_NAMES("GetMemory", "", "", "a(sqsuuuut)a(qusst)a(st)(tttttt)",

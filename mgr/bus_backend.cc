@@ -51,6 +51,9 @@ fabric::QueueStats snapshot(const fabric::QueueStats& c) {
     s.adopted_rx_packets = load(c.adopted_rx_packets);
     s.adopted_rx_bytes = load(c.adopted_rx_bytes);
     s.adopted_queues = load(c.adopted_queues);
+    s.l2_allocs = load(c.l2_allocs);
+    s.l2_alloc_failed = load(c.l2_alloc_failed);
+    s.l2_shed = load(c.l2_shed);
     return s;
 }
 
@@ -62,6 +65,26 @@ std::string mac_name(const std::uint8_t (&mac)[6]) {
 
 std::string fixed_string(const char* text, std::size_t size) {
     return std::string(text, strnlen(text, size));
+}
+
+PoolInfo pool_info(const rte_mempool* mp, fabric::QueueSlot slot) {
+    const fabric::PoolUsage usage = fabric::pool_usage(mp);
+    PoolInfo p;
+    p.name = fixed_string(mp->name, sizeof mp->name);
+    p.slot = slot;
+    p.size = usage.size;
+    p.available = usage.available;
+    p.in_use = usage.in_use;
+    p.element_size = mp->header_size + mp->elt_size + mp->trailer_size;
+    std::uint64_t bytes = 0;
+    rte_mempool_mem_iter(
+        const_cast<rte_mempool*>(mp),
+        [](rte_mempool*, void* opaque, rte_mempool_memhdr* memhdr, unsigned) {
+            *static_cast<std::uint64_t*>(opaque) += memhdr->len;
+        },
+        &bytes);
+    p.bytes = bytes;
+    return p;
 }
 
 // HugePages_Total / HugePages_Free / Hugepagesize of /proc/meminfo.
@@ -173,27 +196,12 @@ public:
         fabric::Fabric& fabric = manager_.fabric();
         MemorySnapshot m;
         for (fabric::QueueSlot slot = 0; slot < fabric.registry().nb_slots() && slot < fabric::k_max_queues; ++slot) {
-            const rte_mempool* mp = fabric.pool(slot);
-            if (mp == nullptr) {
-                continue;
+            if (const rte_mempool* mp = fabric.pool(slot); mp != nullptr) {
+                m.pools.push_back(pool_info(mp, slot));
             }
-            const fabric::PoolUsage usage = fabric::pool_usage(mp);
-            PoolInfo p;
-            p.name = fixed_string(mp->name, sizeof mp->name);
-            p.slot = slot;
-            p.size = usage.size;
-            p.available = usage.available;
-            p.in_use = usage.in_use;
-            p.element_size = mp->header_size + mp->elt_size + mp->trailer_size;
-            std::uint64_t bytes = 0;
-            rte_mempool_mem_iter(
-                const_cast<rte_mempool*>(mp),
-                [](rte_mempool*, void* opaque, rte_mempool_memhdr* memhdr, unsigned) {
-                    *static_cast<std::uint64_t*>(opaque) += memhdr->len;
-                },
-                &bytes);
-            p.bytes = bytes;
-            m.pools.push_back(std::move(p));
+        }
+        if (const rte_mempool* mp = fabric.l2_pool(); mp != nullptr) {
+            m.pools.push_back(pool_info(mp, fabric::k_no_queue)); // the fabric's, no queue's
         }
         m.memps = fabric.memps().list();
         rte_memzone_walk(

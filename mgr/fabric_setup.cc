@@ -165,6 +165,8 @@ Result<fabric::FabricParams> fabric_params(const conf::ManagerConfig& config) {
     params.pool.mbufs = f.mbufs_per_queue;
     params.pool.cache_size = f.mbuf_cache_size;
     params.pool.data_room = static_cast<std::uint16_t>(f.mbuf_data_room);
+    params.l2_pool_mbufs = f.l2_pool_mbufs;
+    params.low_watermark_percent = f.l2_low_watermark_percent;
     params.grace_timeout = std::chrono::milliseconds(config.manager.reclaim_timeout_ms);
     unsigned rx_lanes = 64;
     const auto devices = ethdev_device_names(config);

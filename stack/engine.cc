@@ -118,7 +118,7 @@ StackEngine::StackEngine(Stack& stack, fabric::Fabric& fabric, fabric::PortIo& p
       port_(registry_.port(registry_.queue(stack.slot_).port)), hw_queue_(registry_.queue(stack.slot_).hw_queue),
       user_veth_(port_io.kind() == fabric::PortKind::user_veth), pool_(fabric.pool(stack.slot_)),
       tag_(registry_.owner_tag(stack.slot_)), stats_(registry_.stats(stack.slot_)),
-      forwarder_(registry_, flows_, fabric.forward_inboxes(), stack.slot_, pool_),
+      forwarder_(registry_, flows_, fabric.forward_inboxes(), stack.slot_, fabric.mbuf_source(stack.slot_)),
       chunks_(fabric.memps(), tag_), arena_(chunks_, stack.options_.arena_chunk_bytes, stack.options_.arena_max_bytes),
       adopts_(!port_io.supports_reta()) {}
 
@@ -459,8 +459,12 @@ err_t StackEngine::transmit(pbuf* p) {
         stats_.drop_malformed += 1;
         return ERR_IF;
     }
-    rte_mbuf* m = nullptr;
-    if (fabric::alloc_burst(pool_, std::span<rte_mbuf*>(&m, 1), tag_) != 1) {
+    // ARP is the L2 work the fabric sheds when memory is short (lwIP asks again); everything else
+    // may take the L2 pool down to empty (fabric/mbuf.h MbufSource).
+    const auto* eth = static_cast<const std::uint8_t*>(p->payload);
+    const bool arp = p->len >= 14 && eth[12] == 0x08 && eth[13] == 0x06;
+    rte_mbuf* m = arp ? forwarder_.mbufs().alloc_sheddable(tag_) : forwarder_.mbufs().alloc(tag_);
+    if (m == nullptr) {
         stats_.drop_alloc_failed += 1;
         return ERR_MEM;
     }
@@ -573,9 +577,11 @@ void StackEngine::shutdown() {
     forwarder_.end_of_poll();
     netif_remove(&netif_);
     // Mbufs this lcore freed sit in its cache of every pool (received frames come from the
-    // senders' pools): give them back, so a clean exit leaves nothing for reclaim to flush.
-    for (fabric::QueueSlot slot = 0; slot < registry_.nb_slots(); ++slot) {
-        if (rte_mempool* pool = fabric_.pool(slot); pool != nullptr) {
+    // senders' pools, the L2 pool too): give them back, so a clean exit leaves nothing for
+    // reclaim to flush.
+    for (fabric::QueueSlot slot = 0; slot <= registry_.nb_slots(); ++slot) {
+        rte_mempool* pool = slot < registry_.nb_slots() ? fabric_.pool(slot) : fabric_.l2_pool();
+        if (pool != nullptr) {
             if (rte_mempool_cache* cache = rte_mempool_default_cache(pool, rte_lcore_id()); cache != nullptr) {
                 rte_mempool_cache_flush(cache, pool);
             }

@@ -613,7 +613,8 @@ constexpr const char* k_counter_names[] = {"rx_packets",      "rx_bytes",       
                                            "forwarded_out",   "forwarded_in",      "arp_fanout",      "local",
                                            "drop_inbox_full", "drop_no_owner",     "drop_owner_gone", "drop_malformed",
                                            "drop_tx_full",    "drop_alloc_failed", "drop_table_full", "connections",
-                                           "adopted_rx_packets", "adopted_rx_bytes", "adopted_queues"};
+                                           "adopted_rx_packets", "adopted_rx_bytes", "adopted_queues",
+                                           "l2_allocs",       "l2_alloc_failed",   "l2_shed"};
 constexpr std::size_t k_counters = std::size(k_counter_names);
 constexpr std::size_t k_first_drop = 8;
 constexpr std::size_t k_drop_counters = 7;
@@ -621,6 +622,9 @@ constexpr std::size_t k_drop_counters = 7;
 constexpr std::size_t k_connections = 15;
 constexpr std::size_t k_adopted_rx_packets = 16;
 constexpr std::size_t k_adopted_queues = 18;
+// The L2 pool's counters (appended to the D-Bus struct after the adoption ones).
+constexpr std::size_t k_first_l2 = 19;
+constexpr std::size_t k_l2_counters = 3;
 
 struct QueueStats {
     std::uint16_t slot = 0;
@@ -791,7 +795,7 @@ std::vector<AppConnections> read_connections(Reader& r) {
 Stats read_stats(Reader& r) {
     Stats s;
     s.timestamp_usec = r.num<std::uint64_t>("t");
-    r.each("qsuttttttttttttttttttt", [&] {
+    r.each("qsutttttttttttttttttttttt", [&] {
         QueueStats q;
         q.slot = r.num<std::uint16_t>("q");
         q.port = r.str();
@@ -1304,6 +1308,10 @@ void print_stats(const Stats& s) {
                  {"TX-FULL", Table::right},
                  {"ALLOC-FAILED", Table::right},
                  {"TABLE-FULL", Table::right}});
+    Table l2({{"SLOT", Table::right},
+              {"L2-ALLOCS", Table::right},
+              {"L2-FAILED", Table::right},
+              {"SHED", Table::right}});
     for (const QueueStats& q : s.queues) {
         std::vector<std::string> row{std::to_string(q.slot), q.port, q.pid == 0 ? "-" : std::to_string(q.pid)};
         for (std::size_t i = 0; i < k_first_drop; ++i) {
@@ -1319,10 +1327,17 @@ void print_stats(const Stats& s) {
             drop_row.push_back(std::to_string(q.c[i]));
         }
         drops.add(drop_row);
+        std::vector<std::string> l2_row{std::to_string(q.slot)};
+        for (std::size_t i = k_first_l2; i < k_first_l2 + k_l2_counters; ++i) {
+            l2_row.push_back(std::to_string(q.c[i]));
+        }
+        l2.add(l2_row);
     }
     traffic.print(std::cout);
     std::cout << "\nDrops by reason\n";
     drops.print(std::cout);
+    std::cout << "\nL2 mbuf pool (used when a queue's own pool is below the low watermark)\n";
+    l2.print(std::cout);
     std::cout << "\nFlow table: " << s.flow_keys << " keys of " << s.flow_capacity << " ("
               << percent(s.flow_keys, s.flow_capacity) << ")\n";
     Table flow({{"COUNTER"}, {"VALUE", Table::right}});
@@ -1525,7 +1540,7 @@ int show_memory(Client& client, const Options& o) {
         return k_exit_ok;
     }
 
-    std::cout << "Mbuf pools (one per queue)\n";
+    std::cout << "Mbuf pools (one per queue, and the fabric's L2 pool: slot -)\n";
     Table pools({{"SLOT", Table::right},
                  {"PORT"},
                  {"POOL"},
@@ -1537,7 +1552,7 @@ int show_memory(Client& client, const Options& o) {
                  {"MBUF", Table::right},
                  {"MEMORY", Table::right}});
     for (const Pool& p : m.pools) {
-        pools.add({std::to_string(p.slot), p.port.empty() ? "-" : p.port, p.name, std::to_string(p.size),
+        pools.add({p.slot == k_no_queue ? "-" : std::to_string(p.slot), p.port.empty() ? "-" : p.port, p.name, std::to_string(p.size),
                    std::to_string(p.in_use), std::to_string(p.available), bar(p.in_use, p.size),
                    percent(p.in_use, p.size), std::to_string(p.element_size) + " B", human_bytes(p.bytes)});
     }

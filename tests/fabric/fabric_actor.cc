@@ -7,6 +7,9 @@
 //   fabric_actor EAL... -- stack SLOT            (secondary; commands on stdin)
 //   fabric_actor EAL... -- inject SLOT FLOWS PER_FLOW   (secondary on port B)
 //   fabric_actor EAL... -- victim SLOT PEER_SLOT (secondary)
+//   fabric_actor EAL... -- tiered SLOT           (secondary: allocates through MbufSource on command)
+//   fabric_actor EAL... -- l2victim SLOT PEER_SLOT (secondary: holds L2 mbufs everywhere, is killed)
+// The primary's fabric has an L2 pool of 1023 mbufs; every low watermark is 10%.
 // Frames are UDP 198.18.1.2:(10000+flow) -> 198.18.0.1:7000 carrying (flow, seq).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -143,13 +146,16 @@ int run_primary() {
     params.forward_lane_capacity = 256;
     params.rx_lane_capacity = 256;
     params.ports = {port_entry("veth_a", k_mac_a, k_ip_a, 4), port_entry("veth_b", k_mac_b, k_ip_b, 2)};
+    params.l2_pool_mbufs = 1023;
+    params.low_watermark_percent = 10;
     auto fabric = Fabric::create(params);
     if (!fabric) {
         std::fprintf(stderr, "primary: %s\n", fabric.error().message.c_str());
         return 1;
     }
     Fabric& f = **fabric;
-    std::printf("READY slots=%u\n", f.registry().nb_slots());
+    std::printf("READY slots=%u l1_reserve=%u l2_reserve=%u l2_mbufs=%u\n", f.registry().nb_slots(),
+                f.registry().l2_pool().l1_reserve, f.registry().l2_pool().l2_reserve, f.registry().l2_pool().mbufs);
     std::string line;
     for (;;) {
         if (!read_command(line)) {
@@ -174,10 +180,11 @@ int run_primary() {
                 continue;
             }
             std::fprintf(stderr, "primary: reclaimed %s\n", describe(*r).c_str());
-            std::printf("RECLAIM ok=1 owned=%d rules=%u listeners=%u memps=%u returned=%u cached=%u inbox=%u rx=%u "
+            std::printf("RECLAIM ok=1 owned=%d rules=%u listeners=%u memps=%u returned=%u cached=%u l2=%u inbox=%u rx=%u "
                         "salvaged=%u grace_timeout=%d usec=%.0f\n",
                         r->was_owned, r->rules, r->listeners, r->memp_pools, r->mbufs_returned, r->cache_flushed,
-                        r->inbox_drained, r->rx_drained, r->salvaged, r->grace_timed_out ? 1 : 0, r->usec);
+                        r->l2_returned, r->inbox_drained, r->rx_drained, r->salvaged, r->grace_timed_out ? 1 : 0,
+                        r->usec);
         } else if (w[0] == "usage") {
             unsigned in_use = 0;
             unsigned cached = 0;
@@ -191,8 +198,9 @@ int run_primary() {
                     cached += p->local_cache[l].len;
                 }
             }
-            std::printf("USAGE in_use=%u cached=%u rules=%u memps=%zu\n", in_use, cached, f.flows().count(),
-                        f.memps().list().size());
+            const PoolUsage l2 = pool_usage(f.l2_pool());
+            std::printf("USAGE in_use=%u cached=%u rules=%u memps=%zu l2_in_use=%u l2_size=%u\n", in_use, cached,
+                        f.flows().count(), f.memps().list().size(), l2.in_use, l2.size);
         } else if (w[0] == "cache" && w.size() == 2) { // objects in one lcore's caches, all pools
             unsigned len = 0;
             const unsigned lcore = static_cast<unsigned>(std::stoul(w[1]));
@@ -201,7 +209,14 @@ int run_primary() {
                     len += p->local_cache[lcore].len;
                 }
             }
-            std::printf("CACHE len=%u\n", len);
+            const unsigned l2_len = lcore < RTE_MAX_LCORE ? f.l2_pool()->local_cache[lcore].len : 0;
+            std::printf("CACHE len=%u l2_len=%u\n", len + l2_len, l2_len);
+        } else if (w[0] == "stats" && w.size() == 2) { // the L2 counters of one queue, as the manager sees them
+            const QueueStats& st = f.registry().stats(static_cast<QueueSlot>(std::stoul(w[1])));
+            std::printf("STATS l2_allocs=%llu l2_alloc_failed=%llu l2_shed=%llu\n",
+                        static_cast<unsigned long long>(st.l2_allocs),
+                        static_cast<unsigned long long>(st.l2_alloc_failed),
+                        static_cast<unsigned long long>(st.l2_shed));
         } else if (w[0] == "state" && w.size() == 2) {
             const auto s = static_cast<QueueSlot>(std::stoul(w[1]));
             std::printf("STATE state=%u live=%d\n", static_cast<unsigned>(f.registry().queue(s).state.load()),
@@ -368,6 +383,184 @@ int run_victim(QueueSlot slot, QueueSlot peer) {
     }
 }
 
+// Allocates through the queue's MbufSource as a stack's tx path does, and holds pool mbufs directly
+// on command (another holder draining a pool). Commands (each answered by one line):
+//   hold POOL N     takes up to N mbufs of POOL (l1 | l2) directly -> HELD n=
+//   alloc N         refresh (a poll), then N allocations -> ALLOC l1= l2= failed=
+//   shed N          refresh, then N sheddable allocations -> SHED l1= l2= shed=
+//   free            frees everything held and allocated -> FREED n=
+//   free_estimate   -> ESTIMATE l1= l2= (what MbufSource sees)
+//   bench N         -> BENCH source_ns= direct_ns= ... (N bursts of 32 allocations and frees)
+// Every answer ends with the queue's L2 counters and the budgets after the operation.
+int run_tiered(QueueSlot slot) {
+    auto fabric = Fabric::attach();
+    if (!fabric) {
+        std::fprintf(stderr, "tiered: %s\n", fabric.error().message.c_str());
+        return 1;
+    }
+    Fabric& f = **fabric;
+    rte_mempool* const l1_pool = f.pool(slot);
+    if (l1_pool == nullptr || f.l2_pool() == nullptr) {
+        std::fprintf(stderr, "tiered: no pool for slot %u, or the fabric has no L2 pool\n", slot);
+        return 1;
+    }
+    const OwnerTag me = f.registry().owner_tag(slot);
+    MbufSource source = f.mbuf_source(slot);
+    const QueueStats& st = f.registry().stats(slot);
+    std::vector<rte_mbuf*> held;
+    auto counters = [&] {
+        return " l2_allocs=" + std::to_string(st.l2_allocs) + " l2_alloc_failed=" + std::to_string(st.l2_alloc_failed) +
+               " l2_shed=" + std::to_string(st.l2_shed) + " l1_budget=" + std::to_string(source.l1_budget());
+    };
+    std::printf("READY l1_free=%u l2_free=%u\n", free_estimate(f.pool(slot)), free_estimate(f.l2_pool()));
+    std::string line;
+    for (;;) {
+        if (!read_command(line)) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            continue;
+        }
+        const auto w = words(line);
+        if (w.empty()) {
+            continue;
+        }
+        if (w[0] == "quit") {
+            break;
+        }
+        const unsigned n = w.size() > 1 && w[0] != "hold" ? static_cast<unsigned>(std::stoul(w[1]))
+                           : w.size() > 2                 ? static_cast<unsigned>(std::stoul(w[2]))
+                                                          : 0;
+        if (w[0] == "hold" && w.size() == 3) {
+            rte_mempool* pool = w[1] == "l2" ? f.l2_pool() : f.pool(slot);
+            unsigned got = 0;
+            for (rte_mbuf* m = nullptr; got < n && alloc_burst(pool, std::span<rte_mbuf*>(&m, 1), me) == 1; ++got) {
+                held.push_back(m);
+            }
+            std::printf("HELD n=%u%s\n", got, counters().c_str());
+        } else if (w[0] == "alloc" || w[0] == "shed") {
+            source.refresh();
+            unsigned l1 = 0, l2 = 0, none = 0;
+            for (unsigned k = 0; k < n; ++k) {
+                rte_mbuf* m = w[0] == "alloc" ? source.alloc(me) : source.alloc_sheddable(me);
+                if (m == nullptr) {
+                    ++none;
+                    continue;
+                }
+                if (mbuf_owner(m) != me) {
+                    std::fprintf(stderr, "tiered: an mbuf came without our owner tag\n");
+                    return 1;
+                }
+                (m->pool == f.l2_pool() ? l2 : l1) += 1;
+                held.push_back(m);
+            }
+            std::printf("%s l1=%u l2=%u %s=%u%s\n", w[0] == "alloc" ? "ALLOC" : "SHED", l1, l2,
+                        w[0] == "alloc" ? "failed" : "shed", none, counters().c_str());
+        } else if (w[0] == "free") {
+            free_burst(held);
+            std::printf("FREED n=%zu%s\n", held.size(), counters().c_str());
+            held.clear();
+        } else if (w[0] == "bench") { // ns per mbuf: MbufSource vs a plain get, and the two free counts
+            using clock = std::chrono::steady_clock;
+            std::array<rte_mbuf*, k_burst_max> burst;
+            auto per_op = [&](auto&& body, unsigned ops) {
+                const auto t0 = clock::now();
+                body();
+                return std::chrono::duration<double, std::nano>(clock::now() - t0).count() / ops;
+            };
+            const double via_source = per_op([&] {
+                for (unsigned round = 0; round < n; ++round) {
+                    source.refresh(); // once per poll, a burst per poll
+                    for (rte_mbuf*& m : burst) {
+                        m = source.alloc(me);
+                    }
+                    free_burst(burst);
+                }
+            }, n * k_burst_max);
+            const double direct = per_op([&] {
+                for (unsigned round = 0; round < n; ++round) {
+                    for (rte_mbuf*& m : burst) {
+                        m = rte_pktmbuf_alloc(l1_pool);
+                        if (m != nullptr) {
+                            set_mbuf_owner(m, me);
+                        }
+                    }
+                    free_burst(burst);
+                }
+            }, n * k_burst_max);
+            unsigned sink = 0;
+            const double estimate = per_op([&] {
+                for (unsigned k = 0; k < n; ++k) {
+                    sink += free_estimate(f.pool(slot));
+                }
+            }, n);
+            const double avail = per_op([&] {
+                for (unsigned k = 0; k < n; ++k) {
+                    sink += rte_mempool_avail_count(f.pool(slot));
+                }
+            }, n);
+            std::printf("BENCH source_ns=%.1f direct_ns=%.1f free_estimate_ns=%.1f avail_count_ns=%.1f sink=%u%s\n",
+                        via_source, direct, estimate, avail, sink & 1u, counters().c_str());
+        } else if (w[0] == "free_estimate") {
+            std::printf("ESTIMATE l1=%u l2=%u%s\n", free_estimate(f.pool(slot)), free_estimate(f.l2_pool()),
+                        counters().c_str());
+        }
+    }
+    free_burst(held);
+    // A clean exit leaves nothing in this lcore's caches (as a stack's shutdown does).
+    for (rte_mempool* pool : {f.pool(slot), f.l2_pool()}) {
+        if (pool != nullptr) {
+            rte_mempool_cache_flush(rte_mempool_default_cache(pool, rte_lcore_id()), pool);
+        }
+    }
+    return 0;
+}
+
+// Holds L2 mbufs in every place reclaim must look, the way a stack under memory pressure gets
+// them: its own L1 pool is drained below the watermark (mbufs in hand), so MbufSource hands out
+// L2 mbufs: some in hand, some forwarded into a peer's inbox (the peer is claimed, not polling),
+// some allocated and freed into this lcore's cache of the L2 pool.
+int run_l2_victim(QueueSlot slot, QueueSlot peer) {
+    auto fabric = Fabric::attach();
+    if (!fabric) {
+        std::fprintf(stderr, "l2victim: %s\n", fabric.error().message.c_str());
+        return 1;
+    }
+    Fabric& f = **fabric;
+    const OwnerTag me = f.registry().owner_tag(slot);
+    // L1 below its reserve: hold all but half the reserve.
+    const unsigned keep_free = f.registry().l2_pool().l1_reserve / 2;
+    static std::vector<rte_mbuf*> l1_held;
+    for (rte_mbuf* m = nullptr; free_estimate(f.pool(slot)) > keep_free &&
+                                alloc_burst(f.pool(slot), std::span<rte_mbuf*>(&m, 1), me) == 1;) {
+        l1_held.push_back(m);
+    }
+    MbufSource source = f.mbuf_source(slot);
+    auto take = [&](std::span<rte_mbuf*> out, OwnerTag owner) {
+        unsigned from_l2 = 0;
+        for (rte_mbuf*& m : out) {
+            m = source.alloc(owner);
+            from_l2 += m != nullptr && m->pool == f.l2_pool() ? 1u : 0u;
+        }
+        return from_l2;
+    };
+    static std::array<rte_mbuf*, 200> in_hand;
+    const unsigned l2_in_hand = take(in_hand, me);
+    std::array<rte_mbuf*, 64> fly;
+    const unsigned l2_fly = take(fly, me);
+    set_owner_burst(fly, f.registry().owner_tag(peer)); // the hand-off rule: tag first
+    Inbox peer_inbox = f.forward_inboxes().of(peer);
+    const unsigned in_flight = peer_inbox.enqueue_burst(slot, std::span<rte_mbuf* const>(fly.data(), fly.size()));
+    std::array<rte_mbuf*, 40> tmp;
+    const unsigned l2_tmp = take(tmp, me);
+    free_burst(tmp);
+    const unsigned cached = f.l2_pool()->local_cache[rte_lcore_id()].len;
+    std::printf("READY l1_held=%zu l2_in_hand=%u l2_in_flight=%u in_flight=%u l2_freed=%u l2_cached=%u l2_allocs=%llu\n",
+                l1_held.size(), l2_in_hand, l2_fly, in_flight, l2_tmp, cached,
+                static_cast<unsigned long long>(f.registry().stats(slot).l2_allocs));
+    for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // wait for SIGKILL
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -389,6 +582,12 @@ int main(int argc, char** argv) {
     }
     if (role == "inject" && i + 3 < argc) {
         return run_inject(static_cast<QueueSlot>(arg(1)), arg(2), arg(3));
+    }
+    if (role == "tiered" && i + 1 < argc) {
+        return run_tiered(static_cast<QueueSlot>(arg(1)));
+    }
+    if (role == "l2victim" && i + 2 < argc) {
+        return run_l2_victim(static_cast<QueueSlot>(arg(1)), static_cast<QueueSlot>(arg(2)));
     }
     if (role == "victim" && i + 2 < argc) {
         return run_victim(static_cast<QueueSlot>(arg(1)), static_cast<QueueSlot>(arg(2)));

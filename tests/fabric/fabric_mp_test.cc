@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The fabric end to end with real processes: mis-steered packets reach their owner exactly once
-// and in order, and a killed stack's mbufs, rules, listener, memp pool and queue all come back.
+// and in order, a killed stack's mbufs, rules, listener, memp pool and queue all come back, and a
+// stack whose queue pool (L1) runs low allocates from the fabric's L2 pool, whose mbufs reclaim
+// returns too.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -173,6 +175,145 @@ TEST_F(FabricMpTest, KilledStackIsReclaimedAndItsQueueReused) {
         const auto peer = ask("reclaim " + std::to_string(peer_slot), "RECLAIM");
         EXPECT_EQ(field(peer, "inbox"), 64) << peer;
         EXPECT_EQ(field(ask("usage", "USAGE"), "in_use"), 0);
+        claim(peer_slot, getpid(), 12);
+    }
+}
+
+
+// The primary's pools (fabric_actor.cc): L1 2047 mbufs per queue, L2 1023, watermarks 10%.
+constexpr long long k_l1_reserve = 2047 * 10 / 100;
+constexpr long long k_l2_mbufs = 1023;
+constexpr long long k_l2_reserve = 1023 * 10 / 100;
+
+TEST_F(FabricMpTest, LowQueuePoolFallsBackToTheL2PoolThenFailsCleanly) {
+    constexpr unsigned slot = 3;
+    constexpr unsigned lcore = 13;
+    const auto baseline = ask("usage", "USAGE");
+    ASSERT_EQ(field(baseline, "l2_size"), k_l2_mbufs) << baseline;
+    ASSERT_EQ(field(baseline, "l2_in_use"), 0) << baseline;
+    auto stack = spawn(eal_->secondary_args(lcore), {"tiered", std::to_string(slot)});
+    claim(slot, stack->pid(), lcore);
+    ASSERT_TRUE(stack->expect("READY")) << stack->transcript();
+    auto step = [&](const std::string& command, const std::string& reply) {
+        EXPECT_TRUE(stack->send(command));
+        const auto line = stack->expect(reply);
+        EXPECT_TRUE(line) << command << "\n" << stack->transcript();
+        return line.value_or("");
+    };
+
+    // What the two-level choice costs on the fast path (printed, not asserted: a shared machine).
+    std::printf("%s\n", step("bench 2000", "BENCH").c_str());
+
+    // L1 well above its watermark: L1 only.
+    auto r = step("alloc 10", "ALLOC");
+    EXPECT_EQ(field(r, "l1"), 10) << r;
+    EXPECT_EQ(field(r, "l2_allocs"), 0) << r;
+
+    // Another holder drains L1 below the watermark: the same allocations come from L2, L1 keeps
+    // its reserve (for the NIC's rx refills).
+    r = step("hold l1 " + std::to_string(2047 - 10 - k_l1_reserve + 20), "HELD");
+    r = step("free_estimate", "ESTIMATE");
+    const long long l1_free = field(r, "l1").value_or(-1);
+    ASSERT_LT(l1_free, k_l1_reserve) << r;
+    r = step("alloc 10", "ALLOC");
+    EXPECT_EQ(field(r, "l1"), 0) << r;
+    EXPECT_EQ(field(r, "l2"), 10) << r;
+    EXPECT_EQ(field(r, "l2_allocs"), 10) << r;
+    EXPECT_EQ(field(step("free_estimate", "ESTIMATE"), "l1"), l1_free); // the reserve is untouched
+    // Sheddable work (ARP) may use L2 while L2 is above its own watermark.
+    r = step("shed 5", "SHED");
+    EXPECT_EQ(field(r, "l2"), 5) << r;
+    EXPECT_EQ(field(r, "l2_allocs"), 15) << r;
+
+    // L2 below its watermark: sheddable work is shed (counted); frames that must go out still
+    // take L2, down to empty.
+    r = step("hold l2 " + std::to_string(k_l2_mbufs - 15 - k_l2_reserve + 10), "HELD");
+    r = step("shed 5", "SHED");
+    EXPECT_EQ(field(r, "l1"), 0) << r;
+    EXPECT_EQ(field(r, "l2"), 0) << r;
+    EXPECT_EQ(field(r, "shed"), 5) << r;
+    EXPECT_EQ(field(r, "l2_shed"), 5) << r;
+    r = step("alloc 10", "ALLOC");
+    EXPECT_EQ(field(r, "l2"), 10) << r;
+    EXPECT_EQ(field(r, "l2_allocs"), 25) << r;
+
+    // Both exhausted: the allocation fails and is counted, nothing crashes, L1's reserve stays.
+    r = step("hold l2 " + std::to_string(k_l2_mbufs), "HELD");
+    r = step("alloc 7", "ALLOC");
+    EXPECT_EQ(field(r, "l1"), 0) << r;
+    EXPECT_EQ(field(r, "l2"), 0) << r;
+    EXPECT_EQ(field(r, "failed"), 7) << r;
+    EXPECT_EQ(field(r, "l2_alloc_failed"), 7) << r;
+    EXPECT_EQ(field(step("free_estimate", "ESTIMATE"), "l1"), l1_free);
+    auto held = ask("usage", "USAGE");
+    EXPECT_EQ(field(held, "l2_in_use"), k_l2_mbufs) << held;
+    // The manager sees the counters in the queue's shared statistics block.
+    const auto stats = ask("stats " + std::to_string(slot), "STATS");
+    EXPECT_EQ(field(stats, "l2_allocs"), 25) << stats;
+    EXPECT_EQ(field(stats, "l2_alloc_failed"), 7) << stats;
+    EXPECT_EQ(field(stats, "l2_shed"), 5) << stats;
+
+    // The holders free: L1 is used again, L2 is not touched.
+    r = step("free", "FREED");
+    r = step("alloc 10", "ALLOC");
+    EXPECT_EQ(field(r, "l1"), 10) << r;
+    EXPECT_EQ(field(r, "l2"), 0) << r;
+    EXPECT_EQ(field(r, "l2_allocs"), 25) << r;
+    r = step("free", "FREED");
+    ASSERT_TRUE(stack->send("quit"));
+    EXPECT_TRUE(stack->wait_success());
+    const auto after = ask("usage", "USAGE");
+    EXPECT_EQ(field(after, "in_use"), 0) << after;
+    EXPECT_EQ(field(after, "l2_in_use"), 0) << after;
+    EXPECT_EQ(field(ask("reclaim " + std::to_string(slot), "RECLAIM"), "returned"), 0);
+}
+
+TEST_F(FabricMpTest, KilledStackHoldingL2MbufsIsReclaimedIdempotently) {
+    constexpr unsigned victim_slot = 0;
+    constexpr unsigned peer_slot = 2; // claimed, never polled: holds what the victim forwarded
+    constexpr unsigned victim_lcore = 14;
+    claim(peer_slot, getpid(), 12);
+    for (int round = 0; round < 2; ++round) { // the second round reuses the reclaimed queue
+        auto victim = spawn(eal_->secondary_args(victim_lcore), {"l2victim", std::to_string(victim_slot),
+                                                                 std::to_string(peer_slot)});
+        claim(victim_slot, victim->pid(), victim_lcore);
+        const auto ready = victim->expect("READY");
+        ASSERT_TRUE(ready) << victim->transcript();
+        EXPECT_EQ(field(*ready, "l2_in_hand"), 200) << *ready;
+        EXPECT_EQ(field(*ready, "l2_in_flight"), 64) << *ready;
+        EXPECT_EQ(field(*ready, "in_flight"), 64) << *ready;
+        EXPECT_EQ(field(*ready, "l2_freed"), 40) << *ready;
+        const long long l2_cached = field(*ready, "l2_cached").value_or(0);
+        EXPECT_GE(l2_cached, 40) << *ready;
+        EXPECT_EQ(field(*ready, "l2_allocs"), 200 + 64 + 40) << *ready;
+        const long long l1_held = field(*ready, "l1_held").value_or(0);
+        const auto held = ask("usage", "USAGE");
+        EXPECT_EQ(field(held, "l2_in_use"), 200 + 64) << held;
+        EXPECT_EQ(field(ask("cache " + std::to_string(victim_lcore), "CACHE"), "l2_len"), l2_cached);
+
+        ASSERT_TRUE(victim->kill(SIGKILL));
+        ASSERT_TRUE(victim->wait());
+
+        const auto r = ask("reclaim " + std::to_string(victim_slot), "RECLAIM");
+        EXPECT_EQ(field(r, "ok"), 1) << r;
+        EXPECT_EQ(field(r, "owned"), 1) << r;
+        // L2: its 200 in hand and its lcore's cache; L1: everything it held.
+        EXPECT_EQ(field(r, "l2"), 200 + l2_cached) << r;
+        EXPECT_EQ(field(r, "returned"), 200 + l1_held) << r;
+        const auto after = ask("usage", "USAGE");
+        EXPECT_EQ(field(after, "l2_in_use"), 64) << after; // the peer's now, in its inbox
+        EXPECT_EQ(field(after, "in_use"), 0) << after;
+        EXPECT_EQ(field(ask("cache " + std::to_string(victim_lcore), "CACHE"), "len"), 0);
+        // Twice: same result.
+        const auto again = ask("reclaim " + std::to_string(victim_slot), "RECLAIM");
+        EXPECT_EQ(field(again, "owned"), 0) << again;
+        EXPECT_EQ(field(ask("usage", "USAGE"), "l2_in_use"), 64);
+        // The peer goes too: what it was handed returns, the L2 pool is full again.
+        const auto peer = ask("reclaim " + std::to_string(peer_slot), "RECLAIM");
+        EXPECT_EQ(field(peer, "inbox"), 64) << peer;
+        const auto empty = ask("usage", "USAGE");
+        EXPECT_EQ(field(empty, "l2_in_use"), 0) << empty;
+        EXPECT_EQ(field(empty, "in_use"), 0) << empty;
         claim(peer_slot, getpid(), 12);
     }
 }

@@ -146,6 +146,9 @@ public:
                 q.counters.drop_no_owner = stats_calls_;
                 q.counters.drop_malformed = 2;
                 q.counters.connections = slot + 1u;
+                q.counters.l2_allocs = 7;
+                q.counters.l2_alloc_failed = 1;
+                q.counters.l2_shed = 2;
             }
             s.queues.push_back(q);
         }

@@ -66,7 +66,7 @@ ports = (
 TEST(FabricParams, UserVethPortsFromTheConfiguration) {
     const auto config = parse(R"(
 fabric: { max_queues = 8; ring_size = 512; flow_table_size = 4096; listener_table_size = 65536; mbufs_per_queue = 2047;
-          mbuf_cache_size = 128; };
+          mbuf_cache_size = 128; l2_pool_mbufs = 4095; l2_low_watermark_percent = 20; };
 ports = (
   { name = "a"; type = "user-veth"; mac = "02:00:00:00:00:0a"; ipv4 = "198.18.0.1"; netmask = "255.255.255.0";
     gateway = "198.18.0.254"; queues = 3; bridge = "br1"; rx_ring_size = 2048; },
@@ -84,6 +84,8 @@ manager: { reclaim_timeout_ms = 300; };
     EXPECT_EQ(params->flows.listeners, 65535u); // the listener table's limit
     EXPECT_EQ(params->pool.mbufs, 2047u);
     EXPECT_EQ(params->pool.cache_size, 128u);
+    EXPECT_EQ(params->l2_pool_mbufs, 4095u);
+    EXPECT_EQ(params->low_watermark_percent, 20u);
     EXPECT_EQ(params->grace_timeout, std::chrono::milliseconds(300));
     ASSERT_EQ(params->ports.size(), 2u);
     const fabric::PortSpec& a = params->ports[0];

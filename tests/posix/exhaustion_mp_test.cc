@@ -317,10 +317,13 @@ TEST_F(Exhaustion, ConnectionLimitRefusesCleanlyAndRecovers) {
 class MbufExhaustion : public Exhaustion {
 protected:
     MbufExhaustion() {
-        // The smallest pools the manager accepts (the fixture's 4095 first), and room in the
-        // receiver's queue for every frame the sender can have out: the sender's pool runs dry
-        // while the stopped receiver's queue holds its mbufs.
+        // The smallest pools the manager accepts (the fixture's 4095 and 8191 first; the L2 pool,
+        // which a stack falls back to when its own pool is below the low watermark, too: about
+        // 460 + 512 mbufs for the sender's tx), and room in the receiver's queue for every frame
+        // the sender can have out: both of the sender's pools run dry while the stopped
+        // receiver's queue holds its mbufs.
         mgr_config_edits_ = {{"mbufs_per_queue = 4095", "mbufs_per_queue = 512"},
+                             {"l2_pool_mbufs = 8191", "l2_pool_mbufs = 512"},
                              {"queues = 4; bridge = \"br0\"; rx_ring_size = 512;",
                               "queues = 4; bridge = \"br0\"; rx_ring_size = 2048;"}};
     }
@@ -328,7 +331,8 @@ protected:
 
 TEST_F(MbufExhaustion, PoolRunsDryThenEveryByteArrives) {
     const int p = port(20);
-    constexpr int k_conns = 16;
+    // 32 windows of 64 kB (some 1440 frames) outgrow both of the sender's pools.
+    constexpr int k_conns = 32;
     constexpr long k_bytes = 4 << 20;
     auto server = start(server_conf_);
     auto client = start(client_conf_);
@@ -347,10 +351,11 @@ TEST_F(MbufExhaustion, PoolRunsDryThenEveryByteArrives) {
         std::this_thread::sleep_for(20ms);
     }
     ASSERT_EQ(num(server->ask("served", "SERVED"), "sink_bytes"), k_conns * k_warm) << server->last();
-    // Stop the receiver, then send: every connection's whole window leaves at once (16 x 64 kB,
-    // some 720 frames), each frame sits in the stopped receiver's queue holding one of the
-    // sender's 512 mbufs, and lwIP keeps retransmitting.
+    // Stop the receiver, then send: every connection's whole window leaves at once (32 x 64 kB,
+    // some 1440 frames), each frame sits in the stopped receiver's queue holding one of the
+    // sender's mbufs (512 of its own, 512 of the L2 pool), and lwIP keeps retransmitting.
     const double alloc0 = port_counter("veth1", "drop_alloc_failed");
+    const double l2_0 = port_counter("veth1", "l2_allocs");
     ASSERT_TRUE(server->child().kill(SIGSTOP));
     (void)client->ask("blastmore " + std::to_string(k_bytes - k_warm), "BLASTMORE");
     // The pool's gauge, sampled while the receiver is stopped (well within the manager's 3 s
@@ -359,18 +364,21 @@ TEST_F(MbufExhaustion, PoolRunsDryThenEveryByteArrives) {
     const auto stopped = Clock::now();
     double in_use = 0;
     while (ms_since(stopped) < 700) {
-        in_use = std::max(in_use, ctl("memory", "max(p['in_use'] for p in d['pools'] if p['port']=='veth1')"));
+        // The L2 pool, where the sender's frames go once its own pool is below the watermark.
+        in_use = std::max(in_use, ctl("memory", "max(p['in_use'] for p in d['pools'] if p['name']=='gz_mbuf_l2')"));
     }
-    const double size = ctl("memory", "max(p['size'] for p in d['pools'] if p['port']=='veth1')");
+    const double size = ctl("memory", "max(p['size'] for p in d['pools'] if p['name']=='gz_mbuf_l2')");
     const double alloc_failed = port_counter("veth1", "drop_alloc_failed") - alloc0;
+    const double l2_allocs = port_counter("veth1", "l2_allocs") - l2_0;
     ASSERT_TRUE(server->child().kill(SIGCONT));
     auto r = client->ask("blaststatus", "BLAST");
-    FIGURE("mbufs: receiver stopped 700 ms: sender's pool at most %.0f of %.0f in use, drop_alloc_failed +%.0f, send() EAGAIN %ld "
-           "times so far",
-           in_use, size, alloc_failed, num(r, "eagain"));
-    // Dry for the sender: its allocations fail while up to 1.5 caches' worth of its mbufs sit in
+    FIGURE("mbufs: receiver stopped 700 ms: the L2 pool at most %.0f of %.0f in use, l2_allocs +%.0f, drop_alloc_failed "
+           "+%.0f, send() EAGAIN %ld times so far",
+           in_use, size, l2_allocs, alloc_failed, num(r, "eagain"));
+    // Dry for the sender: its allocations fail while up to 1.5 caches' worth of the L2 pool sit in
     // other lcores' caches (the receiver frees the sender's mbufs into its own cache).
-    EXPECT_GE(in_use, size * 0.5) << "the sender's pool ran dry";
+    EXPECT_GE(in_use, size * 0.5) << "the L2 pool ran dry";
+    EXPECT_GT(l2_allocs, 0) << "below the watermark the sender allocates from the L2 pool";
     EXPECT_GT(alloc_failed, 0) << "a failed mbuf allocation is counted";
     // Zero window: the receiver stops reading (its process runs, its socket buffers fill). Once
     // the windows closed (nothing more is taken for 300 ms), send() only says EAGAIN.

@@ -109,5 +109,52 @@ TEST_F(StackMpTest, RequestResponseLatencyAndUdp) {
     stop_app(*server);
 }
 
+// The primary holds every queue pool (L1) of both ends nearly empty, below the low watermark:
+// the stacks' transmissions come from the fabric's L2 pool and TCP keeps working; once the
+// holder lets go, the stacks use their own pools again.
+TEST_F(StackMpTest, TcpKeepsWorkingWhileTheQueuePoolsAreHeldNearlyEmpty) {
+    start_primary({"veth", "2", "1"});
+    for (const char* slot : {"0", "1", "2"}) {
+        const auto held = ask_primary(std::string("hold ") + slot + " 16", "HELD");
+        ASSERT_LE(field(held, "free"), 16) << held;
+        ASSERT_GT(field(held, "n"), 4000) << held;
+    }
+    auto server = start_app({{0, 10}, {1, 11}});
+    auto client = start_app({{2, 20}});
+    ASSERT_TRUE(server && client);
+    ask(*server, "echo 7000", "SERVING");
+    const auto load = ask(*client, "load 198.18.0.1 7000 40 8 20000", "LOAD", 45s);
+    std::printf("L1 held: %s\n", load.c_str());
+    EXPECT_EQ(field(load, "done"), 40) << load;
+    EXPECT_EQ(field(load, "failed"), 0) << load;
+    EXPECT_EQ(field(load, "mismatches"), 0) << load;
+    const auto client_stats = ask_primary("stats 2", "STATS");
+    const long long server_l2 = field(ask_primary("stats 0", "STATS"), "l2_allocs").value_or(0) +
+                                field(ask_primary("stats 1", "STATS"), "l2_allocs").value_or(0);
+    const long long client_l2 = field(client_stats, "l2_allocs").value_or(0);
+    std::printf("l2_allocs: client %lld, server %lld\n", client_l2, server_l2);
+    EXPECT_GT(client_l2, 40 * 20000 / 1460) << client_stats; // at least the data segments
+    EXPECT_GT(server_l2, 40 * 20000 / 1460);
+    EXPECT_EQ(field(client_stats, "l2_alloc_failed"), 0) << client_stats;
+
+    // The holder frees: the same load runs on the queues' own pools again.
+    ask_primary("release", "RELEASED");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50)); // the last closes' frames
+    const auto before = field(ask_primary("stats 2", "STATS"), "l2_allocs");
+    const auto again = ask(*client, "load 198.18.0.1 7000 40 8 20000", "LOAD", 45s);
+    EXPECT_EQ(field(again, "done"), 40) << again;
+    EXPECT_EQ(field(again, "failed"), 0) << again;
+    const auto after = ask_primary("stats 2", "STATS");
+    EXPECT_EQ(field(after, "l2_allocs"), before) << after;
+    stop_app(*client);
+    stop_app(*server);
+    for (const char* slot : {"0", "1", "2"}) { // what the manager does after the exits (frames still in inboxes)
+        EXPECT_EQ(field(ask_primary(std::string("reclaim ") + slot, "RECLAIM"), "ok"), 1);
+    }
+    const auto usage = ask_primary("usage", "USAGE");
+    EXPECT_EQ(field(usage, "in_use"), 0) << usage;
+    EXPECT_EQ(field(usage, "l2_in_use"), 0) << usage;
+}
+
 } // namespace
 } // namespace gazelle::test

@@ -10,9 +10,12 @@
 // Prints "READY slots=N"; then commands on stdin, one reply line each:
 //   claim SLOT PID LCORE -> CLAIM ok= epoch=
 //   reclaim SLOT         -> RECLAIM ok= owned= rules= listeners= memps= returned= ...
-//   usage                -> USAGE in_use= rules= memps=
+//   usage                -> USAGE in_use= rules= memps= l2_in_use=
 //   stats SLOT           -> STATS <QueueStats fields>
 //   queue SLOT           -> QUEUE slot= state= pid= adopter= (adopter: slot of the lease holder, -1 none)
+//   hold SLOT FREE       -> HELD n= free=   (takes SLOT's pool down to FREE free mbufs: another holder)
+//   release              -> RELEASED n=     (frees what hold took)
+// The fabric has an L2 pool of 2047 mbufs; the low watermarks are 10%.
 //   quit
 #include <arpa/inet.h>
 #include <poll.h>
@@ -27,6 +30,7 @@
 #include <vector>
 
 #include <rte_ethdev.h>
+#include <rte_mbuf.h>
 #include <rte_mempool.h>
 
 #include "fabric/eal.h"
@@ -115,6 +119,8 @@ FabricParams base_params() {
     params.flows.listeners = 64;
     params.forward_lane_capacity = 1024;
     params.rx_lane_capacity = 1024;
+    params.l2_pool_mbufs = 2047;
+    params.low_watermark_percent = 10;
     return params;
 }
 
@@ -124,7 +130,8 @@ void print_stats(const Registry& registry, QueueSlot slot) {
                 "forwarded_in=%llu arp_fanout=%llu local=%llu drop_inbox_full=%llu drop_no_owner=%llu "
                 "drop_owner_gone=%llu drop_malformed=%llu drop_tx_full=%llu drop_alloc_failed=%llu "
                 "drop_table_full=%llu connections=%llu adopted_rx_packets=%llu adopted_rx_bytes=%llu "
-                "adopted_queues=%llu adoptions=%llu adopt_handover_waits=%llu heartbeat=%llu parked=%u\n",
+                "adopted_queues=%llu adoptions=%llu adopt_handover_waits=%llu heartbeat=%llu parked=%u "
+                "l2_allocs=%llu l2_alloc_failed=%llu l2_shed=%llu\n",
                 slot, static_cast<unsigned long long>(s.rx_packets), static_cast<unsigned long long>(s.rx_bytes),
                 static_cast<unsigned long long>(s.tx_packets), static_cast<unsigned long long>(s.tx_bytes),
                 static_cast<unsigned long long>(s.forwarded_out), static_cast<unsigned long long>(s.forwarded_in),
@@ -137,11 +144,14 @@ void print_stats(const Registry& registry, QueueSlot slot) {
                 static_cast<unsigned long long>(s.adopted_queues), static_cast<unsigned long long>(s.adoptions),
                 static_cast<unsigned long long>(s.adopt_handover_waits),
                 static_cast<unsigned long long>(registry.queue(slot).heartbeat.load()),
-                static_cast<unsigned>(registry.queue(slot).parked.load()));
+                static_cast<unsigned>(registry.queue(slot).parked.load()),
+                static_cast<unsigned long long>(s.l2_allocs), static_cast<unsigned long long>(s.l2_alloc_failed),
+                static_cast<unsigned long long>(s.l2_shed));
 }
 
 int serve(Fabric& f) {
     std::printf("READY slots=%u\n", f.registry().nb_slots());
+    std::vector<rte_mbuf*> held;
     std::string line;
     for (;;) {
         if (!read_command(line)) {
@@ -181,13 +191,37 @@ int serve(Fabric& f) {
                     in_use += pool_usage(p).in_use;
                 }
             }
-            std::printf("USAGE in_use=%u rules=%u memps=%zu\n", in_use, f.flows().count(), f.memps().list().size());
+            std::printf("USAGE in_use=%u rules=%u memps=%zu l2_in_use=%u\n", in_use, f.flows().count(),
+                        f.memps().list().size(), f.l2_pool() != nullptr ? pool_usage(f.l2_pool()).in_use : 0);
         } else if (w[0] == "queue" && w.size() == 2) {
             const auto slot = static_cast<QueueSlot>(std::stoul(w[1]));
             const QueueEntry& q = f.registry().queue(slot);
             const OwnerTag adopter = f.registry().adopter_of(slot);
             std::printf("QUEUE slot=%u state=%u pid=%d adopter=%d\n", slot, static_cast<unsigned>(q.state.load()),
                         q.owner_pid.load(), adopter.empty() ? -1 : static_cast<int>(adopter.slot()));
+        } else if (w[0] == "hold" && w.size() == 3) {
+            rte_mempool* pool = f.pool(static_cast<QueueSlot>(std::stoul(w[1])));
+            const unsigned leave = static_cast<unsigned>(std::stoul(w[2]));
+            unsigned n = 0;
+            while (pool != nullptr && pool_usage(pool).available > leave) {
+                rte_mbuf* m = rte_pktmbuf_alloc(pool); // untagged: the test primary holds it, reclaim never
+                if (m == nullptr) {
+                    break;
+                }
+                held.push_back(m);
+                ++n;
+            }
+            std::printf("HELD n=%u free=%u\n", n, pool != nullptr ? pool_usage(pool).available : 0);
+        } else if (w[0] == "release") {
+            free_burst(held);
+            std::printf("RELEASED n=%zu\n", held.size());
+            held.clear();
+            // Back to the rings, where the stacks' free counts see them (not in our lcore's caches).
+            for (QueueSlot s = 0; s < f.registry().nb_slots(); ++s) {
+                if (rte_mempool* pool = f.pool(s); pool != nullptr) {
+                    rte_mempool_cache_flush(rte_mempool_default_cache(pool, rte_lcore_id()), pool);
+                }
+            }
         } else if (w[0] == "stats" && w.size() == 2) {
             print_stats(f.registry(), static_cast<QueueSlot>(std::stoul(w[1])));
         } else {

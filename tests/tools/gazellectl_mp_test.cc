@@ -92,9 +92,10 @@ TEST_F(GazellectlMpTest, MemoryViewMatchesGetMemory) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const MemoryTotals want = memory_totals(manager_->bus());
     ASSERT_TRUE(want.ok);
-    EXPECT_EQ(want.pools, 3u);
+    EXPECT_EQ(want.pools, 3u + 1u); // one per queue, and the fabric's L2 pool
     EXPECT_GE(want.in_use, 100u); // the app holds 100
     const auto lines = split_lines(r.out);
+    EXPECT_FALSE(line_starting(lines, "   -  -      gz_mbuf_l2").empty()) << r.out;
     const std::string total_line = line_starting(lines, "             total");
     ASSERT_FALSE(total_line.empty()) << r.out;
     std::istringstream words(total_line);

@@ -144,8 +144,12 @@ TEST_F(GazellectlTest, TablesHaveHeadersAndAlignedColumns) {
         << rules;
     const auto queues = ctl({"show", "queues"}).out;
     EXPECT_NE(queues.find("   5  veth1    1  owned  1003  ?"), std::string::npos) << queues; // not a registered app
-    // Every stats table is aligned too (traffic, drops, flow table).
-    const auto stats = split_lines(ctl({"show", "stats"}).out);
+    // The L2 pool's counters have their own table (slot 0 is owned in the fake data).
+    const auto stats_text = ctl({"show", "stats"}).out;
+    EXPECT_NE(stats_text.find("SLOT  L2-ALLOCS  L2-FAILED  SHED\n   0          7          1     2\n"), std::string::npos)
+        << stats_text;
+    // Every stats table is aligned too (traffic, drops, L2 pool, flow table).
+    const auto stats = split_lines(stats_text);
     for (std::size_t i = 0; i < stats.size(); ++i) {
         if (stats[i].rfind("SLOT", 0) == 0 || stats[i].rfind("COUNTER", 0) == 0) {
             std::string why;
