@@ -18,6 +18,11 @@
 //                                 the echo                             -> LOAD done= failed= ...
 //   rtt IP PORT COUNT SIZE        one connection, COUNT request/response rounds -> RTT p50_us= ...
 //   udprtt IP PORT COUNT          UDP request/response rounds          -> UDPRTT ok= p50_us= ...
+//   hold IP PORT NPORTS COUNT PAR [TIMEOUT_S]
+//                                 opens COUNT more idle connections on stack 0 (PAR connecting at
+//                                 a time, destination ports PORT..PORT+NPORTS-1 in turn: each
+//                                 destination has only 16384 ephemeral ports) and keeps them open
+//                                 until quit                           -> HOLD done= failed= held= ...
 //   servers                       counters of the servers              -> SERVERS accepted= ...
 //   quit                          stops the runtime and exits 0
 #include <arpa/inet.h>
@@ -506,6 +511,73 @@ void run_udp_rtt(gs::Runtime& rt, gs::Ipv4Endpoint to, unsigned count) {
         percentile(samples, 0.99));
 }
 
+struct HoldResult {
+    unsigned done = 0;
+    unsigned failed = 0;
+    int first_error = 0;
+    double usec = 0;
+};
+
+// Opens `count` connections and keeps the established ones in `held` (idle: nothing is sent), for
+// what N open connections cost (conn_scale_bench). Runs on the command thread: the reply is the
+// end of the opening.
+HoldResult hold_connections(gs::Stack& stack, std::uint32_t addr, std::uint16_t first_port, unsigned nports,
+                            unsigned count, unsigned parallel, unsigned timeout_s, std::vector<gs::Socket*>& held) {
+    HoldResult r;
+    const auto t0 = Clock::now();
+    const auto deadline = t0 + std::chrono::seconds(timeout_s);
+    auto fail = [&r](int error) {
+        r.failed += 1;
+        r.first_error = r.first_error == 0 ? error : r.first_error;
+    };
+    gs::Poller poller;
+    std::unordered_map<gs::Socket*, bool> pending; // connecting
+    std::vector<gs::Socket*> ready(256);
+    unsigned started = 0;
+    while ((started < count || !pending.empty()) && Clock::now() < deadline) {
+        while (started < count && pending.size() < parallel) {
+            const auto port = static_cast<std::uint16_t>(first_port + (held.size() + started) % nports);
+            ++started;
+            int error = 0;
+            gs::Socket* s = gs::socket_open(stack, gs::SocketType::tcp, &error);
+            if (s == nullptr) {
+                fail(error);
+                continue;
+            }
+            if (const int rc = gs::connect(s, gs::Ipv4Endpoint{addr, htons(port)}); rc != 0) {
+                fail(rc);
+                gs::close(s);
+                continue;
+            }
+            pending.emplace(s, true);
+            (void)poller.add(s);
+        }
+        const unsigned n = poller.wait(ready, 100);
+        for (unsigned i = 0; i < n; ++i) {
+            gs::Socket* s = ready[i];
+            const std::uint32_t ev = gs::events(s);
+            if ((ev & (gs::k_error | gs::k_hangup)) != 0) {
+                const int error = gs::socket_error(s);
+                fail(error != 0 ? error : -EPIPE);
+                pending.erase(s);
+                gs::close(s);
+            } else if ((ev & gs::k_writable) != 0) {
+                poller.remove(s);
+                pending.erase(s);
+                held.push_back(s);
+                r.done += 1;
+            }
+        }
+    }
+    for (auto& [s, unused] : pending) { // timed out
+        fail(-ETIMEDOUT);
+        gs::close(s);
+    }
+    r.failed += count - started;
+    r.usec = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+    return r;
+}
+
 struct Options {
     std::string mgr_socket;
     unsigned queues = 1;
@@ -604,6 +676,7 @@ int main(int argc, char** argv) {
 
     std::vector<std::unique_ptr<Server>> servers;
     std::vector<std::thread> clients;
+    std::vector<gs::Socket*> held;
     while (read_line(line)) {
         const auto w = words(line);
         if (w.empty()) {
@@ -657,6 +730,14 @@ int main(int argc, char** argv) {
             const gs::Ipv4Endpoint to{ip(w[1]), htons(static_cast<std::uint16_t>(std::stoul(w[2])))};
             const auto count = static_cast<unsigned>(std::stoul(w[3]));
             clients.emplace_back([&rt, to, count] { run_udp_rtt(rt, to, count); });
+        } else if (w[0] == "hold" && (w.size() == 6 || w.size() == 7)) {
+            const HoldResult r = hold_connections(rt.stack(0), ip(w[1]), static_cast<std::uint16_t>(std::stoul(w[2])),
+                                                  std::max(1u, static_cast<unsigned>(std::stoul(w[3]))),
+                                                  static_cast<unsigned>(std::stoul(w[4])),
+                                                  std::max(1u, static_cast<unsigned>(std::stoul(w[5]))),
+                                                  w.size() == 7 ? static_cast<unsigned>(std::stoul(w[6])) : 60, held);
+            say("HOLD done=%u failed=%u held=%zu first_error=%d usec=%.0f\n", r.done, r.failed, held.size(),
+                r.first_error, r.usec);
         } else if (w[0] == "servers") {
             std::uint64_t accepted = 0, closed = 0, errors = 0, bytes = 0;
             for (auto& s : servers) {
@@ -674,6 +755,9 @@ int main(int argc, char** argv) {
     }
     for (auto& t : clients) {
         t.join();
+    }
+    for (gs::Socket* s : held) {
+        gs::close(s);
     }
     for (auto& s : servers) {
         s->stop.store(true);

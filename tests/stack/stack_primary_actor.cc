@@ -2,15 +2,18 @@
 // The test primary of the stack tests: creates the fabric and plays the manager's part (claim
 // and reclaim queues on command), so app processes can attach without gazelle-mgr.
 //
-//   stack_primary_actor EAL... -- veth QA QB
+//   stack_primary_actor EAL... -- veth QA QB [RULES]
 //       two user-veth ports on one bridge: veth_a 198.18.0.1/16 (QA queues, slots 0..QA-1) and
-//       veth_b 198.18.1.2/16 (QB queues, the next slots)
+//       veth_b 198.18.1.2/16 (QB queues, the next slots); RULES: flow table size (default 8192;
+//       two rules per connection when both ends are our stacks)
 //   stack_primary_actor EAL(--vdev net_tap0,iface=X)... -- tap QUEUES IPV4 PREFIXLEN
 //       one tap ethdev port with QUEUES queues, our address IPV4
 // Prints "READY slots=N"; then commands on stdin, one reply line each:
 //   claim SLOT PID LCORE -> CLAIM ok= epoch=
 //   reclaim SLOT         -> RECLAIM ok= owned= rules= listeners= memps= returned= ...
 //   usage                -> USAGE in_use= rules= memps= l2_in_use=
+//   heap                 -> HEAP allocated= memp_bytes= (DPDK malloc heap of all sockets, bytes;
+//                           memory registered by stacks: their lwIP arenas)
 //   stats SLOT           -> STATS <QueueStats fields>
 //   queue SLOT           -> QUEUE slot= state= pid= adopter= (adopter: slot of the lease holder, -1 none)
 //   hold SLOT FREE       -> HELD n= free=   (takes SLOT's pool down to FREE free mbufs: another holder)
@@ -30,6 +33,7 @@
 #include <vector>
 
 #include <rte_ethdev.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -193,6 +197,23 @@ int serve(Fabric& f) {
             }
             std::printf("USAGE in_use=%u rules=%u memps=%zu l2_in_use=%u\n", in_use, f.flows().count(),
                         f.memps().list().size(), f.l2_pool() != nullptr ? pool_usage(f.l2_pool()).in_use : 0);
+        } else if (w[0] == "heap") {
+            // The fabric's memory view (gazellectl show memory): hugepage heap every process
+            // allocates from (memzones of the stacks' arenas included), and what the stacks
+            // registered.
+            std::uint64_t allocated = 0;
+            for (unsigned socket = 0; socket < rte_socket_count(); ++socket) {
+                rte_malloc_socket_stats stats{};
+                if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(socket), &stats) == 0) {
+                    allocated += stats.heap_allocsz_bytes;
+                }
+            }
+            std::uint64_t memp_bytes = 0;
+            for (const MempInfo& m : f.memps().list()) {
+                memp_bytes += m.bytes;
+            }
+            std::printf("HEAP allocated=%llu memp_bytes=%llu\n", static_cast<unsigned long long>(allocated),
+                        static_cast<unsigned long long>(memp_bytes));
         } else if (w[0] == "queue" && w.size() == 2) {
             const auto slot = static_cast<QueueSlot>(std::stoul(w[1]));
             const QueueEntry& q = f.registry().queue(slot);
@@ -231,8 +252,9 @@ int serve(Fabric& f) {
     return 0;
 }
 
-int run_veth(std::uint16_t qa, std::uint16_t qb) {
+int run_veth(std::uint16_t qa, std::uint16_t qb, std::uint32_t rules) {
     FabricParams params = base_params();
+    params.flows.rules = rules;
     params.ports = {veth_port("veth_a", 0x0a, "198.18.0.1", qa), veth_port("veth_b", 0x0b, "198.18.1.2", qb)};
     auto fabric = Fabric::create(params);
     if (!fabric) {
@@ -293,8 +315,9 @@ int main(int argc, char** argv) {
     const int i = *first;
     const std::string mode = i < argc ? argv[i] : "";
     if (mode == "veth" && i + 2 < argc) {
+        const auto rules = i + 3 < argc ? static_cast<std::uint32_t>(std::stoul(argv[i + 3])) : base_params().flows.rules;
         return run_veth(static_cast<std::uint16_t>(std::stoul(argv[i + 1])),
-                        static_cast<std::uint16_t>(std::stoul(argv[i + 2])));
+                        static_cast<std::uint16_t>(std::stoul(argv[i + 2])), rules);
     }
     if (mode == "tap" && i + 3 < argc) {
         return run_tap(static_cast<std::uint16_t>(std::stoul(argv[i + 1])), argv[i + 2],
