@@ -68,22 +68,6 @@ struct Results {
 };
 Results g_res;
 
-bool installed(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
-
-std::vector<std::string> all_lines(Child& child, std::chrono::milliseconds timeout) {
-    std::vector<std::string> out;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto line = child.read_line(
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
-        if (!line) {
-            break;
-        }
-        out.push_back(*line);
-    }
-    return out;
-}
-
 // sockperf's "---> percentile 99.900 =   29.424" lines (and <MAX>/<MIN>), by percentile text.
 std::map<std::string, double> sockperf_percentiles(const std::vector<std::string>& lines) {
     std::map<std::string, double> out;
@@ -202,30 +186,11 @@ protected:
             ctl_number("stats", "sum(q['forwarded_out'] for q in d['queues'] if q['port']=='veth1')").value_or(0));
     }
 
-    void wait_attached(const std::string& program, std::size_t count = 1) {
-        const auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (attached_pids(program).size() < count && std::chrono::steady_clock::now() < deadline) {
-            drain_mgr(20ms);
-        }
-        ASSERT_GE(attached_pids(program).size(), count) << program << " did not attach";
-        std::this_thread::sleep_for(50ms); // its listener rule follows the attach
-    }
-    std::vector<pid_t> attached_pids(const std::string& program) {
-        drain_mgr();
-        std::vector<pid_t> pids;
-        const std::string prefix = "Attached app " + program + "[";
-        for (const auto& line : mgr_log_) {
-            if (line.rfind(prefix, 0) == 0) {
-                pids.push_back(static_cast<pid_t>(std::stol(line.substr(prefix.size()))));
-            }
-        }
-        return pids;
-    }
     std::vector<std::string> run_client(const std::vector<std::string>& argv, const std::string* conf,
                                         std::chrono::milliseconds timeout, bool* ok, pid_t* pid = nullptr,
                                         const std::string& extra_env = "") {
         Child client(conf != nullptr ? preloaded(*conf, argv, extra_env) : plain(argv));
-        auto lines = all_lines(client, timeout);
+        auto lines = lines_until(client, "", timeout);
         *ok = client.wait_success(5s);
         if (pid != nullptr) {
             *pid = client.pid();

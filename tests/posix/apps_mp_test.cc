@@ -66,20 +66,6 @@ std::optional<double> number_after(const std::vector<std::string>& lines, const 
     return std::nullopt;
 }
 
-std::vector<std::string> all_lines(Child& child, std::chrono::milliseconds timeout) {
-    std::vector<std::string> out;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto line = child.read_line(
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
-        if (!line) {
-            break;
-        }
-        out.push_back(*line);
-    }
-    return out;
-}
-
 class Apps : public PosixFabricTest {
 protected:
     int port(int offset) const { return 22000 + static_cast<int>(getpid() % 10000) + offset; }
@@ -88,7 +74,7 @@ protected:
     std::vector<std::string> run_client(std::vector<std::string> argv, bool fabric, std::chrono::milliseconds timeout,
                                         bool* ok = nullptr, pid_t* pid = nullptr, const std::string& extra_env = "") {
         Child client(fabric ? preloaded(client_conf_, argv, extra_env) : plain(argv));
-        auto lines = all_lines(client, timeout);
+        auto lines = lines_until(client, "", timeout);
         const bool success = client.wait_success(5s);
         if (ok != nullptr) {
             *ok = success;

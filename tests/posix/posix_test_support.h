@@ -250,7 +250,8 @@ bridges = ( { name = "br0"; } );
         return pids;
     }
 
-    // Lines of a child until one starts with `last` (included), EOF or the timeout.
+    // Lines of a child until one starts with `last` (included), EOF or the timeout; `last` empty:
+    // until EOF or the timeout.
     static std::vector<std::string> lines_until(Child& child, const std::string& last,
                                                 std::chrono::milliseconds timeout = 30s) {
         std::vector<std::string> out;
@@ -262,7 +263,7 @@ bridges = ( { name = "br0"; } );
                 break;
             }
             out.push_back(*line);
-            if (line->rfind(last, 0) == 0) {
+            if (!last.empty() && line->rfind(last, 0) == 0) {
                 break;
             }
         }
