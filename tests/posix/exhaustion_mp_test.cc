@@ -395,7 +395,11 @@ TEST_F(MbufExhaustion, PoolRunsDryThenEveryByteArrives) {
     const long eagain0 = num(client->ask("blaststatus", "BLAST"), "eagain");
     std::this_thread::sleep_for(300ms);
     r = client->ask("blaststatus", "BLAST");
-    EXPECT_EQ(num(r, "sent"), sent_paused) << "nothing more is taken while the peer's window is closed";
+    // A quiet 300 ms is not proof that nothing is in flight: a segment the starved receiver
+    // dropped comes back after a backed-off RTO (seconds), and its ACK frees send buffer that
+    // send() may fill (seen: 6320 bytes). What must hold is that the sender streams no more: far
+    // less than one socket ring, where an open window takes tens of MB in 300 ms.
+    EXPECT_LT(num(r, "sent") - sent_paused, 64 * 1024) << "nothing more streams while the peer's window is closed";
     EXPECT_GT(num(r, "eagain"), eagain0) << "send() says EAGAIN on a closed window";
     FIGURE("mbufs: receiver not reading: send() EAGAIN %ld times in 300 ms, %ld bytes accepted in total",
            num(r, "eagain") - eagain0, num(r, "sent"));
