@@ -792,9 +792,25 @@ Result<std::unique_ptr<Manager>> Manager::create(const conf::ManagerConfig& conf
 }
 
 int Manager::run() {
-    impl_->notifier.ready(impl_->status_text());
-    impl_->notifier.watchdog_ping();
-    log_info("Ready: %s", impl_->status_text().c_str());
+    // Ready means gazellectl can reach us: with a bus, readiness waits for the daemon's answer to
+    // the name request (systemd and the tests start gazellectl right after READY=1; a call before
+    // the name is owned fails with "name has no owner"). A refused name is logged and the manager
+    // serves without its D-Bus API, as without a bus.
+    auto announce = [this] {
+        impl_->notifier.ready(impl_->status_text());
+        impl_->notifier.watchdog_ping();
+        log_info("Ready: %s", impl_->status_text().c_str());
+    };
+    if (impl_->bus && impl_->bus->name_state() == Bus::NameState::requested) {
+        impl_->bus->on_name = [this, announce, announced = false](Bus::NameState state) mutable {
+            if (!announced && state != Bus::NameState::requested) {
+                announced = true;
+                announce();
+            }
+        };
+    } else {
+        announce();
+    }
     const int rc = sd_event_loop(impl_->event.get());
     impl_->shutdown();
     if (rc < 0) {

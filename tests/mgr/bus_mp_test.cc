@@ -71,6 +71,29 @@ protected:
     std::unique_ptr<ManagerProcess> manager_;
 };
 
+// "Ready:" (and READY=1) is the promise that gazellectl works: the bus name must be owned by then.
+// A manager that announced itself before the daemon answered its name request sent the first
+// gazellectl after it to "name has no owner" (seen in CI).
+TEST(BusMpReady, ReadyComesAfterTheBusNameIsOwnedAndTheFirstCallAnswers) {
+    HugeMount mount;
+    ASSERT_TRUE(mount.ok()) << mount.error();
+    DbusDaemon bus(BusPolicy::permissive);
+    ASSERT_TRUE(bus.ok()) << bus.error();
+    TempDir dir;
+    EalInstance eal(mount, "rdy");
+    const auto config = write_manager_config(dir, mount, eal.prefix());
+    auto client = connect_bus(bus.address());
+    ASSERT_TRUE(client);
+    Child mgr({"/bin/sh", "-c", "exec \"$0\" --config \"$1\" --bus \"$2\" 2>&1", gazelle_mgr_path(), config, bus.address()});
+    ASSERT_TRUE(mgr.expect("Ready:", 30s)) << mgr.transcript();
+    const auto c = call_method(client.get(), "ListQueues");
+    EXPECT_TRUE(c.ok()) << "first call after Ready: " << c.error_name << ": " << c.error_message;
+    EXPECT_NE(mgr.transcript().find("Acquired bus name"), std::string::npos)
+        << "Ready: before the bus name was owned:\n" << mgr.transcript();
+    mgr.kill(SIGTERM);
+    EXPECT_TRUE(mgr.wait(10s));
+}
+
 TEST_F(BusMpTest, IntrospectionListsTheDocumentedMembers) {
     const auto r = run_command(busctl(bus_->address(), {"introspect", k_gz_name, k_gz_path}));
     ASSERT_EQ(r.exit_code, 0) << r.err;
