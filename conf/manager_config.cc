@@ -114,6 +114,9 @@ constexpr std::array k_reserved_args{
     ReservedArg{"--main-lcore", "set dpdk.main_lcore"},
     ReservedArg{"--master-lcore", "set dpdk.main_lcore"},
     ReservedArg{"--socket-limit", "set dpdk.socket_limit_mb"},
+    ReservedArg{"--legacy-mem", "set dpdk.memory_mb"},
+    ReservedArg{"--socket-mem", "set dpdk.memory_mb"},
+    ReservedArg{"-m", "set dpdk.memory_mb"},
     ReservedArg{"-a", "define the port in ports"},
     ReservedArg{"--allow", "define the port in ports"},
     ReservedArg{"-w", "define the port in ports"},
@@ -211,7 +214,7 @@ constexpr KeySpec<DpdkConfig> k_dpdk_keys[] = {
      .value_text = "EAL arguments",
      .doc = "More EAL arguments for the manager, e.g. [\"--log-level=lib.eal:debug\"]. Arguments the manager "
             "derives from other keys (--proc-type, --file-prefix, --huge-dir, -l, --lcores, --main-lcore, "
-            "--socket-limit, -a, --vdev) and those that stop secondaries from attaching (--in-memory, "
+            "--socket-limit, --legacy-mem, --socket-mem, -m, -a, --vdev) and those that stop secondaries from attaching (--in-memory, "
             "--no-shconf, --no-huge) are errors.",
      .example = "[\"--log-level=lib.eal:debug\"]",
      .store = store_extra_args,
@@ -220,9 +223,21 @@ constexpr KeySpec<DpdkConfig> k_dpdk_keys[] = {
      .kind = Kind::integer,
      .min = 0,
      .max = 1 << 20,
-     .doc = "EAL --socket-limit in MiB for every NUMA node; 0: no limit.",
+     .doc = "EAL --socket-limit in MiB for every NUMA node, with dynamic memory only (memory_mb = 0); 0: no limit.",
      .example = "2048",
      .field = &DpdkConfig::socket_limit_mb},
+    {.name = "memory_mb",
+     .kind = Kind::integer,
+     .min = 0,
+     .max = 1 << 20,
+     .doc = "Hugepage memory in MiB the manager maps at start and keeps (EAL --legacy-mem -m): pools, tables "
+            "and every application's lwIP memory come from it, and no page is mapped or freed while apps "
+            "run, so an app that dies or restarts cannot stall the others (doc/reliability.md). 0: EAL's "
+            "dynamic memory, where each page mapped or freed at run time (an app's memory on attach, on "
+            "reclaim) is synchronised with every secondary and a slow or dying one can stall the others "
+            "for seconds. Fixed memory costs each app EAL's per-page attach (see doc/reliability.md).",
+     .example = "1024",
+     .field = &DpdkConfig::memory_mb},
 };
 
 constexpr KeySpec<FabricConfig> k_fabric_keys[] = {
@@ -790,6 +805,12 @@ void cross_check(ManagerConfig& config, const Layout& layout, internal::Findings
                        in_file ? "fabric.max_queues" : "ports",
                        "the ports have " + std::to_string(queues) + " queues together, more than fabric.max_queues (" +
                            std::to_string(config.fabric.max_queues) + ")");
+    }
+    if (config.dpdk.memory_mb != 0 && config.dpdk.socket_limit_mb != 0) {
+        findings.error(line_in(layout.dpdk, "socket_limit_mb", line_in(layout.dpdk, "memory_mb", 0)),
+                       "dpdk.socket_limit_mb",
+                       "applies to dynamic memory only: set dpdk.memory_mb = 0 to use it (EAL refuses "
+                       "--socket-limit with --legacy-mem)");
     }
     const auto& lcores = config.dpdk.app_lcores;
     if (std::find(lcores.begin(), lcores.end(), config.dpdk.main_lcore) != lcores.end()) {

@@ -121,6 +121,15 @@ std::vector<std::string> primary_eal_args(const conf::ManagerConfig& config, uns
     if (!any_pci) {
         args.emplace_back("--no-pci");
     }
+    if (dpdk.memory_mb != 0) {
+        // Fixed memory: every page is mapped here, before any app, and kept. With EAL's dynamic
+        // memory each page mapped or freed later (an app's lwIP memory at attach, its release at
+        // reclaim) is an mp_malloc_sync with every secondary; one that is slow or dying made the
+        // others wait up to 5 s, neighbour stacks included (doc/reliability.md).
+        args.emplace_back("--legacy-mem");
+        args.push_back("-m");
+        args.push_back(std::to_string(dpdk.memory_mb));
+    }
     if (dpdk.socket_limit_mb != 0) {
         std::string limits;
         for (unsigned node = 0; node < std::max(1u, numa_nodes); ++node) {

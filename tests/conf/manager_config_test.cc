@@ -342,9 +342,23 @@ TEST(ManagerConfig, EalArgumentsTheManagerDerivesAreRejected) {
                                       "primary without hugepages"),
                             HasSubstr("'--vdev=net_tap0' is set by gazelle-mgr itself: define the port in ports"),
                             HasSubstr("'--log-level 8' contains a space")));
+    // Memory is dpdk.memory_mb's.
+    EXPECT_THAT(error_lines(parse("dpdk: { extra_args = [\"--legacy-mem\", \"-m\", \"64\", \"--socket-mem=64\"]; };")),
+                ElementsAre(HasSubstr("'--legacy-mem' is set by gazelle-mgr itself: set dpdk.memory_mb"),
+                            HasSubstr("'-m' is set by gazelle-mgr itself: set dpdk.memory_mb"),
+                            HasSubstr("'--socket-mem=64' is set by gazelle-mgr itself: set dpdk.memory_mb")));
     EXPECT_EQ(
         parse_ok("dpdk: { extra_args = [\"--log-level\", \"lib.eal:debug\", \"--iova-mode=va\"]; };").dpdk.extra_args,
         (std::vector<std::string>{"--log-level", "lib.eal:debug", "--iova-mode=va"}));
+}
+
+// EAL refuses --socket-limit with --legacy-mem: the limit needs dynamic memory.
+TEST(ManagerConfig, SocketLimitNeedsDynamicMemory) {
+    EXPECT_THAT(error_lines(parse("dpdk: { socket_limit_mb = 512; memory_mb = 1024; };")),
+                ElementsAre(HasSubstr("dpdk.socket_limit_mb: applies to dynamic memory only: set dpdk.memory_mb = 0")));
+    EXPECT_EQ(parse_ok("dpdk: { socket_limit_mb = 512; };").dpdk.socket_limit_mb, 512u);
+    EXPECT_EQ(parse_ok("dpdk: { memory_mb = 1024; };").dpdk.memory_mb, 1024u);
+    EXPECT_EQ(parse_ok("").dpdk.memory_mb, 0u);
 }
 
 TEST(ManagerConfig, DaemonSettingsAreValidated) {

@@ -41,6 +41,22 @@ TEST(PrimaryEalArgs, ABaseAddressInExtraArgsReplacesTheDefault) {
     EXPECT_EQ(args.back(), "--base-virtaddr=0x300000000000");
 }
 
+// memory_mb: a fixed amount of hugepage memory mapped at start (no page comes or goes while apps
+// run, so no memory-map synchronisation with the secondaries); 0, the default: dynamic memory.
+TEST(PrimaryEalArgs, MemoryMbIsFixedMemoryOfThatSize) {
+    EXPECT_FALSE(has(primary_eal_args(parse(""), 0), "--legacy-mem"));
+    const auto args = primary_eal_args(parse("dpdk: { memory_mb = 1024; };"), 0);
+    const auto legacy = std::find(args.begin(), args.end(), "--legacy-mem");
+    ASSERT_NE(legacy, args.end());
+    const auto m = std::find(args.begin(), args.end(), "-m");
+    ASSERT_NE(m, args.end());
+    ASSERT_NE(m + 1, args.end());
+    EXPECT_EQ(*(m + 1), "1024");
+    EXPECT_FALSE(has(primary_eal_args(parse("dpdk: { memory_mb = 0; };"), 0), "--legacy-mem"));
+    const auto big = primary_eal_args(parse("dpdk: { memory_mb = 4096; };"), 0);
+    EXPECT_EQ(*(std::find(big.begin(), big.end(), "-m") + 1), "4096");
+}
+
 TEST(PrimaryEalArgs, TapPortsAreVdevsPciPortsAreAllowedOnly) {
     const auto config = parse(R"(
 dpdk: { file_prefix = "p"; main_lcore = 2; socket_limit_mb = 64; extra_args = ["--log-level=lib.eal:debug"]; app_lcores = "3-9"; };
@@ -54,6 +70,7 @@ ports = (
     EXPECT_FALSE(has(args, "--no-pci"));
     EXPECT_TRUE(has(args, "--lcores=2@0"));
     EXPECT_TRUE(has(args, "--socket-limit=64,64"));
+    EXPECT_FALSE(has(args, "--legacy-mem")); // memory_mb = 0: EAL's dynamic memory
     EXPECT_TRUE(has(args, "--vdev=net_tap0,iface=gztap0,mac=02:00:00:00:01:01"));
     EXPECT_TRUE(has(args, "--vdev=net_tap1,iface=gztap1,mac=02:00:00:00:01:02"));
     const auto allow = std::find(args.begin(), args.end(), "-a");
