@@ -358,7 +358,7 @@ TEST_F(MbufExhaustion, PoolRunsDryThenEveryByteArrives) {
     const double l2_0 = port_counter("veth1", "l2_allocs");
     ASSERT_TRUE(server->child().kill(SIGSTOP));
     (void)client->ask("blastmore " + std::to_string(k_bytes - k_warm), "BLASTMORE");
-    // The pool's gauge, sampled while the receiver is stopped (well within the manager's 3 s
+    // The pool's gauge, sampled while the receiver is stopped (well within the manager's
     // heartbeat timeout): it moves as lwIP's retransmissions come and go; the allocation failure
     // counter is the proof that it ran dry.
     const auto stopped = Clock::now();

@@ -119,6 +119,9 @@ bridges = ( { name = "br0"; } );
         if (const auto at = text.find(args); at != std::string::npos) {
             text.replace(at, args.size(), args + ", \"--single-file-segments\"");
         }
+        if (fixed_memory_mb_ != 0) {
+            text.replace(text.find(args), args.size(), "memory_mb = " + std::to_string(fixed_memory_mb_) + "; " + args);
+        }
         const std::string level = "log_level = \"debug\"";
         if (const auto at = text.find(level); at != std::string::npos) {
             text.replace(at, level.size(), "log_level = \"info\"");
@@ -297,6 +300,8 @@ bridges = ( { name = "br0"; } );
     std::string mgr_args_ = "--no-bus"; // a subclass may set "--bus ADDRESS" before SetUp()
     // (from, to) replacements a subclass makes in gazelle-mgr.conf before SetUp() starts it.
     std::vector<std::pair<std::string, std::string>> mgr_config_edits_;
+    // dpdk.memory_mb for the manager (0: dynamic memory, the default), set before SetUp().
+    unsigned fixed_memory_mb_ = 0;
     std::string mgr_config_path_;
     std::optional<Child> mgr_;
     std::vector<std::string> mgr_log_;

@@ -7,8 +7,13 @@
 //   services_load_actor <ip> <redis port> <http port> <memcached port> <connections> <timeout ms> <page file>
 //
 // <page file> is the file nginx serves as /page.html (the expected body). Commands on stdin:
-//   report   prints "REPORT redis_ok=N redis_fail=N redis_max_us=N http_ok=... memcached_..."
-//            (ok/fail cumulative; max_us is the slowest successful request since the last report)
+//   report   prints "REPORT redis_ok=N redis_fail=N redis_max_us=N redis_fresh=N http_ok=..."
+//            (ok/fail cumulative; max_us is the slowest successful request since the last report;
+//            fresh: connections that have succeeded on a socket connected after the last mark)
+//   mark     starts a new generation: from now on a connection counts as fresh once it has
+//            succeeded on a socket it connected after this command (the test marks right after
+//            killing a server: a connection that was open to the dead one is not fresh until it
+//            failed, reconnected to the restarted server and got an answer there)
 //   stop     finishes the requests in flight, closes every connection, prints a last REPORT, exits
 // A failure is a refused or timed-out connect, a reset, an early close, a timeout or a wrong
 // reply; the connection is then closed and made again after 100 ms (each attempt counts). The
@@ -70,6 +75,8 @@ struct Counters {
     std::atomic<std::uint64_t> fail{0};
     std::atomic<std::uint64_t> max_us{0};
     std::atomic<int> printed{0};
+    // Per connection: the mark generation of its latest success's socket (see "mark").
+    std::vector<std::atomic<std::uint64_t>> succeeded_generation = std::vector<std::atomic<std::uint64_t>>(64);
 
     void failed(int conn, const std::string& what) {
         fail.fetch_add(1, std::memory_order_relaxed);
@@ -230,13 +237,16 @@ bool memcached_exchange(const Params&, int fd, std::uint64_t round, int conn, bo
 }
 
 std::atomic<bool> g_stop{false};
+std::atomic<std::uint64_t> g_generation{0}; // "mark" commands so far
 
 void run_connection(const Params& p, Counters& c, Exchange exchange, int conn) {
     int fd = -1;
     std::uint64_t round = 0;
+    std::uint64_t socket_generation = 0; // g_generation when fd was connected
     while (!g_stop.load(std::memory_order_relaxed)) {
         std::string why;
         if (fd < 0) {
+            socket_generation = g_generation.load();
             fd = connect_to(p, c.port, why);
             if (fd < 0) {
                 c.failed(conn, why);
@@ -255,6 +265,7 @@ void run_connection(const Params& p, Counters& c, Exchange exchange, int conn) {
         }
         c.succeeded(static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
+        c.succeeded_generation[static_cast<std::size_t>(conn)].store(socket_generation + 1);
         if (close_after) {
             close(fd);
             fd = -1;
@@ -287,6 +298,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     const int connections = std::atoi(argv[5]);
+    if (connections < 1 || connections > 64) {
+        std::fprintf(stderr, "connections: 1 to 64, not %s\n", argv[5]);
+        return 2;
+    }
     Counters services[3];
     services[0].name = "redis";
     services[0].port = std::atoi(argv[2]);
@@ -301,12 +316,18 @@ int main(int argc, char** argv) {
             threads.emplace_back(run_connection, std::cref(p), std::ref(services[s]), exchanges[s], c);
         }
     }
-    auto report = [&services] {
+    auto report = [&services, connections] {
         std::string line = "REPORT";
         for (Counters& c : services) {
+            // +1: a success records its socket's generation + 1, so 0 is "never succeeded".
+            const std::uint64_t fresh_mark = g_generation.load() + 1;
+            int fresh = 0;
+            for (int conn = 0; conn < connections; ++conn) {
+                fresh += c.succeeded_generation[static_cast<std::size_t>(conn)].load() >= fresh_mark ? 1 : 0;
+            }
             line += std::string(" ") + c.name + "_ok=" + std::to_string(c.ok.load()) + " " + c.name +
                     "_fail=" + std::to_string(c.fail.load()) + " " + c.name +
-                    "_max_us=" + std::to_string(c.max_us.exchange(0));
+                    "_max_us=" + std::to_string(c.max_us.exchange(0)) + " " + c.name + "_fresh=" + std::to_string(fresh);
         }
         say("%s", line.c_str());
     };
@@ -314,6 +335,8 @@ int main(int argc, char** argv) {
     while (std::getline(std::cin, command) && command != "stop") {
         if (command == "report") {
             report();
+        } else if (command == "mark") {
+            g_generation.fetch_add(1);
         }
     }
     g_stop = true;
