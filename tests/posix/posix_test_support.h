@@ -116,12 +116,10 @@ bridges = ( { name = "br0"; } );
         // holds a handful of DPDK descriptors, not dozens (wrk, for one, sizes its event loop by
         // its connection count and refuses higher fd numbers). doc/user-guide.md recommends it.
         const std::string args = "extra_args = [\"--no-telemetry\"";
-        if (const auto at = text.find(args); at != std::string::npos) {
-            text.replace(at, args.size(), args + ", \"--single-file-segments\"");
-        }
-        if (fixed_memory_mb_ != 0) {
-            text.replace(text.find(args), args.size(), "memory_mb = " + std::to_string(fixed_memory_mb_) + "; " + args);
-        }
+        const std::string memory = fixed_memory_mb_ != 0 ? "memory_mb = " + std::to_string(fixed_memory_mb_) + "; " : "";
+        const auto args_at = text.find(args);
+        ASSERT_NE(args_at, std::string::npos) << "the manager's config has no dpdk.extra_args to edit:\n" << text;
+        text.replace(args_at, args.size(), memory + args + ", \"--single-file-segments\"");
         const std::string level = "log_level = \"debug\"";
         if (const auto at = text.find(level); at != std::string::npos) {
             text.replace(at, level.size(), "log_level = \"info\"");
