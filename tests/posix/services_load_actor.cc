@@ -68,6 +68,8 @@ struct Params {
     std::string page; // the body nginx must return
 };
 
+constexpr int k_max_connections = 64; // per service
+
 struct Counters {
     const char* name;
     int port = 0;
@@ -76,7 +78,7 @@ struct Counters {
     std::atomic<std::uint64_t> max_us{0};
     std::atomic<int> printed{0};
     // Per connection: the mark generation of its latest success's socket (see "mark").
-    std::vector<std::atomic<std::uint64_t>> succeeded_generation = std::vector<std::atomic<std::uint64_t>>(64);
+    std::vector<std::atomic<std::uint64_t>> succeeded_generation = std::vector<std::atomic<std::uint64_t>>(k_max_connections);
 
     void failed(int conn, const std::string& what) {
         fail.fetch_add(1, std::memory_order_relaxed);
@@ -298,8 +300,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     const int connections = std::atoi(argv[5]);
-    if (connections < 1 || connections > 64) {
-        std::fprintf(stderr, "connections: 1 to 64, not %s\n", argv[5]);
+    if (connections < 1 || connections > k_max_connections) {
+        std::fprintf(stderr, "connections: 1 to %d, not %s\n", k_max_connections, argv[5]);
         return 2;
     }
     Counters services[3];
