@@ -454,20 +454,24 @@ private:
         const auto p = htons(static_cast<std::uint16_t>(port));
         unsigned joins = 0, leaves = 0, errors = 0, eagain = 0, full = 0;
         int first_join_error = 0, first_leave_error = 0;
-        for (unsigned i = 0; i < iters; ++i) {
-            // A closed set's entry is reusable only after a grace period: when every entry waits
-            // for one (readers descheduled), reclaim and retry.
-            int join_rc = 0;
+        // A closed set's entry is reusable only after a grace period: when every entry waits for
+        // one (readers descheduled), reclaim and retry. The final join too: CI once saw it
+        // refused with -ENOSPC right after the loop.
+        auto join = [&] {
+            int rc = 0;
             for (unsigned r = 0; r < 200000; ++r) {
-                join_rc = t_.add_listener(IPPROTO_TCP, 0, p, slot, epoch);
-                if (join_rc != -ENOSPC) {
+                rc = t_.add_listener(IPPROTO_TCP, 0, p, slot, epoch);
+                if (rc != -ENOSPC) {
                     break;
                 }
                 ++full;
                 (void)t_.reclaim_deferred(slot);
                 sleep_usec(20);
             }
-            if (const int rc = join_rc; rc != 0) {
+            return rc;
+        };
+        for (unsigned i = 0; i < iters; ++i) {
+            if (const int rc = join(); rc != 0) {
                 ++errors;
                 first_join_error = first_join_error != 0 ? first_join_error : rc;
             }
@@ -482,8 +486,9 @@ private:
                 (void)t_.reclaim_deferred(slot);
             }
         }
-        if (end_joined && t_.add_listener(IPPROTO_TCP, 0, p, slot, epoch) != 0) {
+        if (const int rc = end_joined ? join() : 0; rc != 0) {
             ++errors;
+            first_join_error = first_join_error != 0 ? first_join_error : rc;
         }
         std::printf("RESULT joins=%u leaves=%u errors=%u eagain=%u full=%u join_error=%d leave_error=%d\n", joins,
                     leaves, errors, eagain, full, first_join_error, first_leave_error);
