@@ -457,7 +457,9 @@ unsigned Poller::wait(std::span<Socket*> out, int timeout_ms) {
             Socket* s = state_->pending.front();
             state_->pending.pop_front();
             // Cleared before the app looks at the socket: a change from now on queues it again.
-            s->poll_queued_.store(false, std::memory_order_seq_cst);
+            // An exchange for the reason given in StackEngine::execute for kick_queued_: the
+            // stack's exchange(true) after its change is read by ours, so the app sees the change.
+            (void)s->poll_queued_.exchange(false, std::memory_order_acq_rel);
             if (s->poller_.load(std::memory_order_acquire) == state_) {
                 out[n++] = s; // a member: the app holds its own reference
             }

@@ -94,7 +94,14 @@ const tcp_ext_arg_callbacks k_connection_callbacks = {&TcpCallbacks::destroyed, 
 void StackEngine::execute(Request& r) {
     Socket& s = *r.socket;
     if (r.kind == Request::Kind::kick) {
-        s.kick_queued_.store(false, std::memory_order_release); // later app work queues a new kick
+        // Later app work queues a new kick. An exchange, not a store: service() below must see
+        // whatever an app thread wrote before its kick() found the flag still set. A plain store
+        // may wait in the store buffer past our reads of the rings (x86 lets loads pass earlier
+        // stores), so the app sees "queued" and skips its kick while we read the ring as it was:
+        // its data then sat in the tx ring until some other kick (a request/response pair over
+        // epoll waited forever, posix.posix_calls_mp_test's wakeups case). Both sides RMW the
+        // flag: the app's exchange(true) is then read by ours and synchronises with it.
+        (void)s.kick_queued_.exchange(false, std::memory_order_acq_rel);
         service(s);
         s.release();
         return;
