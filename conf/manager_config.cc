@@ -223,20 +223,20 @@ constexpr KeySpec<DpdkConfig> k_dpdk_keys[] = {
      .kind = Kind::integer,
      .min = 0,
      .max = 1 << 20,
-     .doc = "EAL --socket-limit in MiB for every NUMA node, with dynamic memory only (memory_mb = 0); 0: no limit.",
+     .doc = "EAL --socket-limit in MiB for every NUMA node, at least memory_mb; 0: no limit.",
      .example = "2048",
      .field = &DpdkConfig::socket_limit_mb},
     {.name = "memory_mb",
      .kind = Kind::integer,
      .min = 0,
      .max = 1 << 20,
-     .doc = "Hugepage memory in MiB the manager maps at start and keeps (EAL --legacy-mem -m): pools, tables "
-            "and every application's lwIP memory come from it, and no page is mapped or freed while apps "
-            "run, so an app that dies or restarts cannot stall the others (doc/reliability.md). 0: EAL's "
-            "dynamic memory, where each page mapped or freed at run time (an app's memory on attach, on "
-            "reclaim) is synchronised with every secondary and a slow or dying one can stall the others "
-            "for seconds. Fixed memory costs each app EAL's per-page attach (see doc/reliability.md).",
-     .example = "1024",
+     .doc = "Hugepage memory in MiB the manager maps at start and keeps (EAL -m: preallocated, never "
+            "freed): pools, tables and every application's lwIP memory come from it, and while they fit "
+            "no page is mapped or freed as apps come and go, so an app that dies or restarts cannot "
+            "stall the others (doc/reliability.md). Beyond it, and with 0, EAL maps and frees pages at "
+            "run time, each time synchronised with every secondary: a slow or dying one can then stall "
+            "the others for seconds. The hugepages must be free when the manager starts.",
+     .example = "2048",
      .field = &DpdkConfig::memory_mb},
 };
 
@@ -806,11 +806,12 @@ void cross_check(ManagerConfig& config, const Layout& layout, internal::Findings
                        "the ports have " + std::to_string(queues) + " queues together, more than fabric.max_queues (" +
                            std::to_string(config.fabric.max_queues) + ")");
     }
-    if (config.dpdk.memory_mb != 0 && config.dpdk.socket_limit_mb != 0) {
+    if (config.dpdk.socket_limit_mb != 0 && config.dpdk.socket_limit_mb < config.dpdk.memory_mb) {
         findings.error(line_in(layout.dpdk, "socket_limit_mb", line_in(layout.dpdk, "memory_mb", 0)),
                        "dpdk.socket_limit_mb",
-                       "applies to dynamic memory only: set dpdk.memory_mb = 0 to use it (EAL refuses "
-                       "--socket-limit with --legacy-mem)");
+                       std::to_string(config.dpdk.socket_limit_mb) + " is below dpdk.memory_mb (" +
+                           std::to_string(config.dpdk.memory_mb) +
+                           "): the memory mapped at start would not fit; raise it or lower memory_mb");
     }
     const auto& lcores = config.dpdk.app_lcores;
     if (std::find(lcores.begin(), lcores.end(), config.dpdk.main_lcore) != lcores.end()) {

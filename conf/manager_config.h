@@ -41,9 +41,10 @@ struct DpdkConfig {
     std::vector<unsigned> app_cpus = {0, 1};                 // CPUs those stack threads may run on
     std::vector<std::string> extra_args;                     // more EAL arguments of the primary
     unsigned socket_limit_mb = 0;                            // EAL --socket-limit per NUMA node; 0: no limit
-    // Hugepage memory EAL maps at start and never returns (--legacy-mem -m); 0: EAL's dynamic
-    // memory, which maps and frees pages at run time and synchronises every secondary each time.
-    unsigned memory_mb = 0;
+    // Hugepage memory EAL maps at start and never returns (-m: preallocated, pinned); beyond it,
+    // and with 0, EAL's dynamic memory maps and frees pages at run time and synchronises every
+    // secondary each time.
+    unsigned memory_mb = 512;
 
     static std::vector<unsigned> default_app_lcores();
     bool operator==(const DpdkConfig&) const = default;

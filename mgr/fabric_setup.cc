@@ -122,13 +122,21 @@ std::vector<std::string> primary_eal_args(const conf::ManagerConfig& config, uns
         args.emplace_back("--no-pci");
     }
     if (dpdk.memory_mb != 0) {
-        // Fixed memory: every page is mapped here, before any app, and kept. With EAL's dynamic
-        // memory each page mapped or freed later (an app's lwIP memory at attach, its release at
-        // reclaim) is an mp_malloc_sync with every secondary; one that is slow or dying made the
-        // others wait up to 5 s, neighbour stacks included (doc/reliability.md).
-        args.emplace_back("--legacy-mem");
+        // Preallocated memory: these pages are mapped here, before any app, and pinned (EAL's
+        // dynamic mode never frees what -m reserved). Each page mapped or freed later (an app's
+        // lwIP memory at attach, its release at reclaim) is an mp_malloc_sync with every
+        // secondary; one that is slow or dying made the others wait up to 5 s, neighbour stacks
+        // included (doc/reliability.md). Not --legacy-mem: that maps every free hugepage of the
+        // huge dir at start (12 GiB here: 3 s warm, over 30 s on a fresh VM) and leaves each app
+        // one descriptor per page.
         args.push_back("-m");
         args.push_back(std::to_string(dpdk.memory_mb));
+    }
+    // One hugepage file per memseg list instead of one per page: an attached app then holds a
+    // handful of DPDK descriptors, not one per 2 MiB page (hundreds with memory_mb), which pushes
+    // its own descriptors up (wrk refuses fd numbers above its connection count).
+    if (std::find(dpdk.extra_args.begin(), dpdk.extra_args.end(), "--single-file-segments") == dpdk.extra_args.end()) {
+        args.emplace_back("--single-file-segments");
     }
     if (dpdk.socket_limit_mb != 0) {
         std::string limits;

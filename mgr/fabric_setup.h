@@ -25,9 +25,9 @@
 namespace gazelle::mgr {
 
 // The primary's EAL arguments, in order: --proc-type=primary --file-prefix --huge-dir
-// --lcores=<main_lcore>@<main_cpu>, --no-pci or one -a per pci port, --legacy-mem -m <memory_mb>
-// when memory_mb is set, --socket-limit (one value per NUMA node) when socket_limit_mb is set,
-// one --vdev per tap port, then dpdk.extra_args.
+// --lcores=<main_lcore>@<main_cpu>, --no-pci or one -a per pci port, -m <memory_mb> when
+// memory_mb is set, --single-file-segments unless extra_args has it, --socket-limit (one value
+// per NUMA node) when socket_limit_mb is set, one --vdev per tap port, then dpdk.extra_args.
 [[nodiscard]] std::vector<std::string> primary_eal_args(const conf::ManagerConfig& config, unsigned main_cpu,
                                                         unsigned numa_nodes = 1);
 

@@ -214,6 +214,11 @@ Result<void> Manager::Impl::start(Manager& manager) {
     const auto eal_args = primary_eal_args(config, first_allowed_cpu(), numa_nodes());
     log_info("Starting DPDK EAL as primary: %s", joined_args(eal_args).c_str());
     if (auto ok = fabric::eal_init("gazelle-mgr", eal_args); !ok) {
+        if (ok.error().code == ENOMEM && config.dpdk.memory_mb != 0) {
+            return make_error(ENOMEM, ok.error().message + " (dpdk.memory_mb = " +
+                                          std::to_string(config.dpdk.memory_mb) + " MiB must be free hugepages in " +
+                                          config.dpdk.huge_dir + " at start: reserve more, or lower memory_mb)");
+        }
         return ok.error();
     }
     eal_up = true;

@@ -355,10 +355,13 @@ TEST(ManagerConfig, EalArgumentsTheManagerDerivesAreRejected) {
 // EAL refuses --socket-limit with --legacy-mem: the limit needs dynamic memory.
 TEST(ManagerConfig, SocketLimitNeedsDynamicMemory) {
     EXPECT_THAT(error_lines(parse("dpdk: { socket_limit_mb = 512; memory_mb = 1024; };")),
-                ElementsAre(HasSubstr("dpdk.socket_limit_mb: applies to dynamic memory only: set dpdk.memory_mb = 0")));
+                ElementsAre(HasSubstr("dpdk.socket_limit_mb: 512 is below dpdk.memory_mb (1024)")));
+    EXPECT_THAT(error_lines(parse("dpdk: { socket_limit_mb = 256; };")),
+                ElementsAre(HasSubstr("dpdk.socket_limit_mb: 256 is below dpdk.memory_mb (512)")));
     EXPECT_EQ(parse_ok("dpdk: { socket_limit_mb = 512; };").dpdk.socket_limit_mb, 512u);
+    EXPECT_EQ(parse_ok("dpdk: { socket_limit_mb = 64; memory_mb = 0; };").dpdk.socket_limit_mb, 64u);
     EXPECT_EQ(parse_ok("dpdk: { memory_mb = 1024; };").dpdk.memory_mb, 1024u);
-    EXPECT_EQ(parse_ok("").dpdk.memory_mb, 0u);
+    EXPECT_EQ(parse_ok("").dpdk.memory_mb, 512u);
 }
 
 TEST(ManagerConfig, DaemonSettingsAreValidated) {

@@ -30,8 +30,8 @@ TEST(PrimaryEalArgs, UserVethOnlyRunsWithoutPci) {
     const auto config = conf::default_manager_config();
     const auto args = primary_eal_args(config, 1);
     EXPECT_EQ(args, (std::vector<std::string>{"--proc-type=primary", "--file-prefix=gazelle",
-                                              "--huge-dir=/mnt/gazelle-huge", "--lcores=0@1", "--no-pci",
-                                              fabric::k_base_virtaddr_arg}));
+                                              "--huge-dir=/mnt/gazelle-huge", "--lcores=0@1", "--no-pci", "-m",
+                                              "512", "--single-file-segments", fabric::k_base_virtaddr_arg}));
 }
 
 TEST(PrimaryEalArgs, ABaseAddressInExtraArgsReplacesTheDefault) {
@@ -41,25 +41,38 @@ TEST(PrimaryEalArgs, ABaseAddressInExtraArgsReplacesTheDefault) {
     EXPECT_EQ(args.back(), "--base-virtaddr=0x300000000000");
 }
 
-// memory_mb: a fixed amount of hugepage memory mapped at start (no page comes or goes while apps
-// run, so no memory-map synchronisation with the secondaries); 0, the default: dynamic memory.
-TEST(PrimaryEalArgs, MemoryMbIsFixedMemoryOfThatSize) {
-    EXPECT_FALSE(has(primary_eal_args(parse(""), 0), "--legacy-mem"));
+// memory_mb: hugepage memory preallocated at start and pinned (EAL -m in dynamic mode: while it
+// suffices no page comes or goes as apps attach and die, so no memory-map synchronisation with
+// the secondaries); 0: dynamic memory only. Never --legacy-mem (every free page mapped at start,
+// one descriptor per page in every app).
+TEST(PrimaryEalArgs, MemoryMbIsPreallocatedMemoryOfThatSize) {
+    auto m_value = [](const std::vector<std::string>& args) -> std::string {
+        const auto m = std::find(args.begin(), args.end(), "-m");
+        return m == args.end() || m + 1 == args.end() ? "" : *(m + 1);
+    };
+    const auto defaults = primary_eal_args(parse(""), 0);
+    EXPECT_EQ(m_value(defaults), "512");
+    EXPECT_FALSE(has(defaults, "--legacy-mem"));
     const auto args = primary_eal_args(parse("dpdk: { memory_mb = 1024; };"), 0);
-    const auto legacy = std::find(args.begin(), args.end(), "--legacy-mem");
-    ASSERT_NE(legacy, args.end());
-    const auto m = std::find(args.begin(), args.end(), "-m");
-    ASSERT_NE(m, args.end());
-    ASSERT_NE(m + 1, args.end());
-    EXPECT_EQ(*(m + 1), "1024");
-    EXPECT_FALSE(has(primary_eal_args(parse("dpdk: { memory_mb = 0; };"), 0), "--legacy-mem"));
-    const auto big = primary_eal_args(parse("dpdk: { memory_mb = 4096; };"), 0);
-    EXPECT_EQ(*(std::find(big.begin(), big.end(), "-m") + 1), "4096");
+    EXPECT_EQ(m_value(args), "1024");
+    EXPECT_FALSE(has(args, "--legacy-mem"));
+    const auto dynamic = primary_eal_args(parse("dpdk: { memory_mb = 0; };"), 0);
+    EXPECT_FALSE(has(dynamic, "-m"));
+    EXPECT_FALSE(has(dynamic, "--legacy-mem"));
+}
+
+// One hugepage file per memseg list, whatever the memory mode: an app then holds a handful of
+// DPDK descriptors, not one per page. Given in extra_args too, it is passed once.
+TEST(PrimaryEalArgs, SingleFileSegmentsOnce) {
+    for (const char* text : {"", "dpdk: { memory_mb = 0; };", "dpdk: { extra_args = [\"--single-file-segments\"]; };"}) {
+        const auto args = primary_eal_args(parse(text), 0);
+        EXPECT_EQ(std::count(args.begin(), args.end(), "--single-file-segments"), 1) << text;
+    }
 }
 
 TEST(PrimaryEalArgs, TapPortsAreVdevsPciPortsAreAllowedOnly) {
     const auto config = parse(R"(
-dpdk: { file_prefix = "p"; main_lcore = 2; socket_limit_mb = 64; extra_args = ["--log-level=lib.eal:debug"]; app_lcores = "3-9"; };
+dpdk: { file_prefix = "p"; main_lcore = 2; socket_limit_mb = 64; memory_mb = 0; extra_args = ["--log-level=lib.eal:debug"]; app_lcores = "3-9"; };
 ports = (
   { name = "tap0"; type = "tap"; iface = "gztap0"; mac = "02:00:00:00:01:01"; ipv4 = "198.18.1.1"; netmask = "255.255.255.0"; },
   { name = "nic0"; type = "pci"; pci = "0000:03:00.0"; mac = ""; ipv4 = "192.168.1.10"; netmask = "255.255.255.0"; },

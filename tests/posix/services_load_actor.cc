@@ -14,6 +14,8 @@
 //            succeeded on a socket it connected after this command (the test marks right after
 //            killing a server: a connection that was open to the dead one is not fresh until it
 //            failed, reconnected to the restarted server and got an answer there)
+//   reprint  prints the next failures too (the test sends it once the victim serves again, so
+//            that a failure after that point is shown however many came before)
 //   stop     finishes the requests in flight, closes every connection, prints a last REPORT, exits
 // A failure is a refused or timed-out connect, a reset, an early close, a timeout or a wrong
 // reply; the connection is then closed and made again after 100 ms (each attempt counts). The
@@ -339,6 +341,10 @@ int main(int argc, char** argv) {
             report();
         } else if (command == "mark") {
             g_generation.fetch_add(1);
+        } else if (command == "reprint") {
+            for (Counters& c : services) {
+                c.printed.store(0);
+            }
         }
     }
     g_stop = true;
