@@ -112,12 +112,6 @@ bridges = ( { name = "br0"; } );
         if (const auto at = text.find(l2_from); at != std::string::npos) {
             text.replace(at, l2_from.size(), "l2_pool_mbufs = 8191");
         }
-        if (memory_mb_ != 0) {
-            const std::string args = "extra_args = [";
-            const auto args_at = text.find(args);
-            ASSERT_NE(args_at, std::string::npos) << "the manager's config has no dpdk.extra_args to edit:\n" << text;
-            text.insert(args_at, "memory_mb = " + std::to_string(memory_mb_) + "; ");
-        }
         const std::string level = "log_level = \"debug\"";
         if (const auto at = text.find(level); at != std::string::npos) {
             text.replace(at, level.size(), "log_level = \"info\"");
@@ -296,8 +290,6 @@ bridges = ( { name = "br0"; } );
     std::string mgr_args_ = "--no-bus"; // a subclass may set "--bus ADDRESS" before SetUp()
     // (from, to) replacements a subclass makes in gazelle-mgr.conf before SetUp() starts it.
     std::vector<std::pair<std::string, std::string>> mgr_config_edits_;
-    // dpdk.memory_mb for the manager (0: the built-in default), set before SetUp().
-    unsigned memory_mb_ = 0;
     std::string mgr_config_path_;
     std::optional<Child> mgr_;
     std::vector<std::string> mgr_log_;

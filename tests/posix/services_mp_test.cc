@@ -57,7 +57,7 @@ protected:
         // Room for three services' lwIP memory within the memory preallocated at start
         // (dpdk.memory_mb): pages mapped or freed at run time, as a victim restarts or is
         // reclaimed, stalled its neighbours for seconds (doc/reliability.md).
-        memory_mb_ = 1024;
+        mgr_config_edits_.emplace_back("extra_args = [", "memory_mb = 1024; extra_args = [");
         PosixFabricTest::SetUp();
         if (HasFatalFailure()) {
             return;
