@@ -189,7 +189,6 @@ TEST_F(Apps, RedisBenchmarkEveryCommandPipeliningManyClients) {
 
 TEST_F(Apps, NginxWorkersServeCurlAndWrk) {
     REQUIRE_PROGRAM("/usr/sbin/nginx");
-    REQUIRE_PROGRAM("/usr/bin/setsid");
     if (sanitizer_preload()) {
         GTEST_SKIP() << "curl hangs in setlocale() with the ASan runtime preloaded (liblstack.so or not)";
     }
@@ -221,9 +220,11 @@ TEST_F(Apps, NginxWorkersServeCurlAndWrk) {
                                  "  scgi_temp_path " + prefix + "/tmp;\n"
                                  "  server { listen " + ip + ":" + p + "; root " + root + "; } }\n";
         const std::string conf_path = dir_.write(std::string(fabric ? "ngf" : "ngk") + ".conf", conf);
-        // In a session of its own: the group (master and workers) is killed if the test fails.
-        const std::vector<std::string> argv{"/usr/bin/setsid", "/usr/sbin/nginx", "-c", conf_path, "-p", prefix};
-        Child master(fabric ? preloaded(server_conf_, argv, "GAZELLE_BIND_PROCNAME=nginx") : plain(argv));
+        // In a process group of its own (not a session: see Child::ProcessGroup): the group,
+        // master and workers, is killed if the test fails.
+        const std::vector<std::string> argv{"/usr/sbin/nginx", "-c", conf_path, "-p", prefix};
+        Child master(fabric ? preloaded(server_conf_, argv, "GAZELLE_BIND_PROCNAME=nginx") : plain(argv),
+                     Child::ProcessGroup::own);
         GroupKiller group{master.pid()};
         const std::string url = "http://" + ip + ":" + p;
         bool ok = false;

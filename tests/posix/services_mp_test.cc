@@ -107,8 +107,8 @@ protected:
                                               std::to_string(memcached_port_), "-U", "0", "-t", "2", "-m", "16"}));
     }
 
-    // nginx in a session of its own (its group is killed at once); the master never attaches,
-    // each of the two workers does.
+    // nginx in a process group of its own (killed at once), in the test's session: see
+    // Child::ProcessGroup for why not setsid. The master never attaches, each worker does.
     Child start_nginx() {
         const std::string run = std::to_string(nginx_runs_++);
         const std::string prefix = dir_.path() + "/nginx" + run;
@@ -127,8 +127,9 @@ protected:
                                  "  server { listen " + std::string(k_server_ip) + ":" + std::to_string(http_port_) +
                                  "; root " + dir_.path() + "/www; } }\n";
         const std::string conf_path = dir_.write("nginx" + run + ".conf", conf);
-        return Child(preloaded(server_conf_, {"/usr/bin/setsid", "/usr/sbin/nginx", "-c", conf_path, "-p", prefix},
-                               "GAZELLE_BIND_PROCNAME=nginx"));
+        return Child(preloaded(server_conf_, {"/usr/sbin/nginx", "-c", conf_path, "-p", prefix},
+                               "GAZELLE_BIND_PROCNAME=nginx"),
+                     Child::ProcessGroup::own);
     }
 
     // Asks the load client for its counters. "# fail" lines read on the way are kept.
@@ -244,7 +245,6 @@ TEST_P(Services, KillOneUnderLoadOthersSeeNoError) {
     REQUIRE_PROGRAM("/usr/bin/redis-server");
     REQUIRE_PROGRAM("/usr/sbin/nginx");
     REQUIRE_PROGRAM("/usr/bin/memcached");
-    REQUIRE_PROGRAM("/usr/bin/setsid");
     const std::string victim = GetParam(); // "redis", "http" (nginx) or "memcached"
 
     auto& redis = redis_;
@@ -428,15 +428,9 @@ TEST_P(Services, KillOneUnderLoadOthersSeeNoError) {
     }
 }
 
-// memcached as the victim runs in CI. redis and nginx as victims run only on request
-// (--gtest_also_run_disabled_tests) on two open faults (doc/reliability.md, "Open"): with the
-// manager's memory fixed at start (below) they passed 3 of 3 runs alone, but in a CI run
-//  - redis: a neighbour's (nginx) request sent at the kill was never answered in 10 s;
-//  - nginx: its two SIGKILLed workers were not seen gone; the manager killed them as hung 7.7 s
-//    later and their reclaim came after the test's 20 s.
-INSTANTIATE_TEST_SUITE_P(EachVictim, Services, ::testing::Values("memcached"),
-                         [](const ::testing::TestParamInfo<std::string>& victim_info) { return victim_info.param; });
-INSTANTIATE_TEST_SUITE_P(DISABLED_EachVictimOpenFaults, Services, ::testing::Values("redis", "http"),
+// Each service as the victim, in CI. (redis and nginx as victims were disabled while two of their
+// runs in three failed on a stack starved by the kernel's group scheduling: see start_nginx().)
+INSTANTIATE_TEST_SUITE_P(EachVictim, Services, ::testing::Values("redis", "http", "memcached"),
                          [](const ::testing::TestParamInfo<std::string>& victim_info) {
                              return victim_info.param == "http" ? std::string("nginx") : victim_info.param;
                          });

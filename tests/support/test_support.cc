@@ -111,7 +111,7 @@ std::vector<std::string> EalInstance::secondary_args(unsigned lcore_id, std::vec
     return args;
 }
 
-Child::Child(std::vector<std::string> argv) {
+Child::Child(std::vector<std::string> argv, ProcessGroup group) {
     int out[2];
     int in[2];
     if (pipe2(out, O_CLOEXEC) != 0) {
@@ -132,8 +132,15 @@ Child::Child(std::vector<std::string> argv) {
         cargv.push_back(a.data());
     }
     cargv.push_back(nullptr);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    if (group == ProcessGroup::own) {
+        posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&attributes, 0);
+    }
     pid_t pid = -1;
-    const int rc = posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(), environ);
+    const int rc = posix_spawn(&pid, cargv[0], &actions, &attributes, cargv.data(), environ);
+    posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
     close(out[1]);
     close(in[0]);

@@ -65,8 +65,14 @@ private:
 // its diagnostics land in the ctest log. The destructor SIGKILLs and reaps a child still running.
 class Child {
 public:
+    // own: the child leads a new process group (kill(-pid()) reaches what it forks), in the
+    // test's session. Not a session of its own (setsid): a session is an autogroup, a CPU
+    // scheduling group, and stacks of different groups sharing a CPU can starve each other
+    // (doc/reliability.md, "Stacks in different CPU scheduling groups").
+    enum class ProcessGroup { inherit, own };
+
     // argv[0] is the program path. Returns a child that failed to start as !running().
-    explicit Child(std::vector<std::string> argv);
+    explicit Child(std::vector<std::string> argv, ProcessGroup group = ProcessGroup::inherit);
     ~Child();
     Child(Child&& other) noexcept;
     Child& operator=(Child&&) = delete;
