@@ -138,6 +138,7 @@ struct Manager::Impl {
     void on_hangup(AppWatch& watch);
     void on_exited(AppWatch& watch);
     void handle_attach(Session& session, const proto::AttachRequest& request);
+    void warn_of_cpu_groups(const AppRecord& app) const;
     void handle_detach(Session& session);
     void refuse(Session& session, const Error& error);
     void lost_connection(Session& session);
@@ -510,6 +511,7 @@ void Manager::Impl::handle_attach(Session& session, const proto::AttachRequest& 
     record.port = port.index;
     record.lcores = *lcores;
     record.attached_at = std::chrono::system_clock::now();
+    record.cpu_group = cpu_scheduling_group(pid);
     for (unsigned i = 0; i < request.queues; ++i) {
         const fabric::QueueSlot slot = port.free_slots[i];
         auto epoch = fabric->claim_queue(slot, pid, record.lcores[i]);
@@ -559,9 +561,37 @@ void Manager::Impl::handle_attach(Session& session, const proto::AttachRequest& 
              port.name.c_str(), joined(record.slots).c_str(), joined(record.lcores).c_str(),
              joined(record.cpus).c_str());
     const AppRecord& stored = apps[pid] = std::move(record);
+    warn_of_cpu_groups(stored);
     update_status();
     if (self->on_app_attached) {
         self->on_app_attached(stored);
+    }
+}
+
+// Stack threads busy-poll and sleep in short naps; when two of them share a CPU from different
+// CPU scheduling groups (sessions with autogroups, or cpu cgroups), this kernel has been seen to
+// leave one runnable and not running for seconds (37 s once): its queue stops, the neighbours'
+// frames steered to it wait, and the heartbeat check kills it as hung. Said once, at the attach
+// that makes it so (doc/reliability.md, "Stacks in different CPU scheduling groups").
+void Manager::Impl::warn_of_cpu_groups(const AppRecord& app) const {
+    if (app.cpu_group.empty()) {
+        return;
+    }
+    for (const auto& [pid, other] : apps) {
+        if (pid == app.pid || other.cpu_group.empty() || other.cpu_group == app.cpu_group) {
+            continue;
+        }
+        const auto shared = std::find_first_of(app.cpus.begin(), app.cpus.end(), other.cpus.begin(), other.cpus.end());
+        if (shared == app.cpus.end()) {
+            continue;
+        }
+        log_notice("App %s[%d] runs in CPU scheduling group %s and shares CPU %u with %s[%d] in %s: the kernel can "
+                   "leave a stack thread of one group runnable but not running for seconds, and a stack that does "
+                   "not beat for %u ms is killed as hung; start the fabric's apps in one session or cgroup, or set "
+                   "kernel.sched_autogroup_enabled=0 (doc/user-guide.md)",
+                   app.program.c_str(), app.pid, app.cpu_group.c_str(), unsigned{*shared}, other.program.c_str(), pid,
+                   other.cpu_group.c_str(), config.manager.heartbeat_timeout_ms);
+        return;
     }
 }
 

@@ -41,6 +41,7 @@ struct AppRecord {
     std::chrono::system_clock::time_point attached_at;
     std::vector<std::uint16_t> cpus; // CPU stack thread i is pinned to (as in the AttachReply)
     gid_t gid = 0;                   // SO_PEERCRED gid at connect()
+    std::string cpu_group;           // cpu_scheduling_group() at attach (mgr/procfs.h)
 };
 
 enum class AppEnd {

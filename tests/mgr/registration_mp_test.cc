@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -78,6 +80,9 @@ protected:
         return std::nullopt;
     }
 
+    void expect_group_reported(const std::vector<std::string>& launcher,
+                               const std::function<std::string(pid_t)>& gamma_group);
+
     HugeMount huge_;
     TempDir dir_;
     EalInstance eal_{huge_, "mgr"};
@@ -136,6 +141,83 @@ TEST_F(Registration, AppsGetDistinctQueuesAndLcoresAndTheirEalArgumentsWork) {
     EXPECT_TRUE(a.wait_success());
     EXPECT_TRUE(b.wait_success());
     EXPECT_TRUE(mgr_line("Reclaimed app", "alpha[" + std::to_string(a.pid()) + "] queue 0:"));
+}
+
+std::string autogroup_of(const std::string& pid) {
+    std::ifstream file("/proc/" + pid + "/autogroup");
+    std::string group; // "/autogroup-52 nice 0"
+    file >> group;
+    return group.empty() ? group : group.substr(1);
+}
+
+bool autogroups_enabled() {
+    std::ifstream enabled("/proc/sys/kernel/sched_autogroup_enabled");
+    int on = 0;
+    enabled >> on;
+    return on == 1 && !autogroup_of("self").empty();
+}
+
+// An app in another CPU scheduling group than an app it shares a CPU with is reported once, at its
+// attach, with both groups; an app of the same group is not. gamma is started by `launcher` (which
+// puts it in another group, gamma_group(pid) names it); alpha and beta are in the test's group.
+void Registration::expect_group_reported(const std::vector<std::string>& launcher,
+                                         const std::function<std::string(pid_t)>& gamma_group) {
+    ASSERT_TRUE(start_manager());
+    Child alpha = app({"--queues", "2", "--port", "veth0", "--program", "alpha"}); // CPUs 0 and 1
+    ASSERT_TRUE(alpha.expect("ATTACHED")) << alpha.transcript();
+    {
+        Child beta = app({"--port", "veth1", "--program", "beta"}); // alpha's group
+        ASSERT_TRUE(beta.expect("ATTACHED")) << beta.transcript();
+        ASSERT_TRUE(mgr_line("Attached app", "beta[")) << mgr_->transcript();
+        beta.send("quit");
+        EXPECT_TRUE(beta.wait_success());
+        ASSERT_TRUE(mgr_line("Reclaimed app", "beta[")) << mgr_->transcript();
+    }
+    std::vector<std::string> argv = launcher;
+    for (const std::string& arg : {bin_path("app_actor"), std::string("--socket"), config_.socket,
+                                   std::string("--port"), std::string("veth1"), std::string("--program"),
+                                   std::string("gamma")}) {
+        argv.push_back(arg);
+    }
+    Child gamma(std::move(argv));
+    ASSERT_TRUE(gamma.expect("ATTACHED")) << gamma.transcript();
+    auto notice = mgr_line("App gamma[" + std::to_string(gamma.pid()) + "]", "CPU scheduling group");
+    ASSERT_TRUE(notice) << mgr_->transcript();
+    EXPECT_NE(notice->find("group " + gamma_group(gamma.pid()) + " and shares CPU"), std::string::npos) << *notice;
+    EXPECT_NE(notice->find("with alpha[" + std::to_string(alpha.pid()) + "] in "), std::string::npos) << *notice;
+    // gamma's is the first such line of the whole log: beta was not reported.
+    const std::string log = mgr_->transcript();
+    EXPECT_EQ(log.find("] runs in CPU scheduling group"), log.find(*notice) + notice->find("] runs"))
+        << "beta shares alpha's group and was reported:\n" << log;
+    alpha.send("quit");
+    gamma.send("quit");
+    EXPECT_TRUE(alpha.wait_success());
+    EXPECT_TRUE(gamma.wait_success());
+}
+
+// Sessions are CPU scheduling groups (autogroups) when the kernel has them on: setsid starts one.
+TEST_F(Registration, AppsOfDifferentSessionsOnOneCpuAreReported) {
+    if (!autogroups_enabled()) {
+        GTEST_SKIP() << "kernel.sched_autogroup_enabled is not 1: sessions are not CPU scheduling groups here";
+    }
+    expect_group_reported({"/usr/bin/setsid"}, [](pid_t pid) {
+        const std::string group = autogroup_of(std::to_string(pid));
+        EXPECT_NE(group, autogroup_of("self")) << "setsid did not make a session of its own";
+        return group;
+    });
+}
+
+// A cpu cgroup of its own (cgroup v1's cpu hierarchy, as mounted on this machine) is a group too.
+TEST_F(Registration, AppsOfDifferentCpuCgroupsOnOneCpuAreReported) {
+    const std::string hierarchy = "/sys/fs/cgroup/cpu";
+    if (access((hierarchy + "/cpu.shares").c_str(), W_OK) != 0) {
+        GTEST_SKIP() << "no writable cgroup v1 cpu hierarchy at " << hierarchy;
+    }
+    const std::string name = "gz-test-" + std::to_string(getpid());
+    ASSERT_EQ(mkdir((hierarchy + "/" + name).c_str(), 0755), 0) << std::strerror(errno);
+    expect_group_reported({"/bin/sh", "-c", "echo $$ > " + hierarchy + "/" + name + "/cgroup.procs && exec \"$@\"", "sh"},
+                          [&](pid_t) { return "cgroup /" + name; });
+    EXPECT_EQ(rmdir((hierarchy + "/" + name).c_str()), 0) << std::strerror(errno);
 }
 
 TEST_F(Registration, RefusalsCarryTheRightErrnoAndSayWhatToChange) {
