@@ -66,6 +66,11 @@
 #define LWIP_WND_SCALE 1
 #define TCP_RCV_SCALE 2
 #define TCP_LISTEN_BACKLOG 1
+/* TIME_WAIT lasts 2 * TCP_MSL: 60 s, as Linux's (lwIP's default MSL of 60 s makes it 120 s). A
+ * connection in TIME_WAIT holds its local port for that 4-tuple and its flow rule, so it bounds
+ * the rate a client sustains to one server port: (ephemeral ports steered to its queue) / 60 s.
+ * crash_soak_mp_test's long variant ran out of ports after 215 kills with 120 s. */
+#define TCP_MSL 30000UL
 #define LWIP_TCP_KEEPALIVE 1
 #define SO_REUSE 1
 /* One extension slot per pcb: the connection's flow rule, removed by its destroy callback when

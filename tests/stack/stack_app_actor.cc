@@ -418,6 +418,44 @@ LoadResult run_load(gs::Runtime& rt, gs::Ipv4Endpoint to, unsigned total, unsign
     return r;
 }
 
+// Client commands (load, rtt, udprtt) run on threads of their own. Finished ones are joined at
+// the next command: a soak's thousands of loads kept as many exited, unjoined threads, whose
+// stacks grew the actor by 16 KiB per load (crash_soak_mp_test's resident-memory check).
+class ClientThreads {
+public:
+    template <typename Work> void start(Work work) {
+        reap();
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        threads_.push_back({std::thread([work = std::move(work), done] {
+                                work();
+                                done->store(true, std::memory_order_release);
+                            }),
+                            done});
+    }
+    void join_all() {
+        for (auto& t : threads_) {
+            t.thread.join();
+        }
+        threads_.clear();
+    }
+
+private:
+    struct Running {
+        std::thread thread;
+        std::shared_ptr<std::atomic<bool>> done;
+    };
+    void reap() {
+        std::erase_if(threads_, [](Running& t) {
+            if (!t.done->load(std::memory_order_acquire)) {
+                return false;
+            }
+            t.thread.join();
+            return true;
+        });
+    }
+    std::vector<Running> threads_;
+};
+
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) {
         return 0;
@@ -675,7 +713,7 @@ int main(int argc, char** argv) {
     say("STARTED stacks=%zu\n", rt.size());
 
     std::vector<std::unique_ptr<Server>> servers;
-    std::vector<std::thread> clients;
+    ClientThreads clients;
     std::vector<gs::Socket*> held;
     while (read_line(line)) {
         const auto w = words(line);
@@ -715,7 +753,7 @@ int main(int argc, char** argv) {
             const auto size = static_cast<std::uint32_t>(std::stoul(w[5]));
             const unsigned timeout_s = w.size() > 6 ? static_cast<unsigned>(std::stoul(w[6])) : 40;
             const int only_stack = w.size() > 7 ? std::stoi(w[7]) : -1;
-            clients.emplace_back([&rt, to, total, parallel, size, timeout_s, only_stack] {
+            clients.start([&rt, to, total, parallel, size, timeout_s, only_stack] {
                 const LoadResult r = run_load(rt, to, total, parallel, size, timeout_s, only_stack);
                 say("LOAD done=%u failed=%u resets=%u refused=%u mismatches=%u bytes=%llu first_error=%d usec=%.0f\n",
                     r.done, r.failed, r.resets, r.refused, r.mismatches, static_cast<unsigned long long>(r.bytes),
@@ -725,11 +763,11 @@ int main(int argc, char** argv) {
             const gs::Ipv4Endpoint to{ip(w[1]), htons(static_cast<std::uint16_t>(std::stoul(w[2])))};
             const auto count = static_cast<unsigned>(std::stoul(w[3]));
             const auto size = static_cast<std::uint32_t>(std::stoul(w[4]));
-            clients.emplace_back([&rt, to, count, size] { run_rtt(rt, to, count, size); });
+            clients.start([&rt, to, count, size] { run_rtt(rt, to, count, size); });
         } else if (w[0] == "udprtt" && w.size() == 4) {
             const gs::Ipv4Endpoint to{ip(w[1]), htons(static_cast<std::uint16_t>(std::stoul(w[2])))};
             const auto count = static_cast<unsigned>(std::stoul(w[3]));
-            clients.emplace_back([&rt, to, count] { run_udp_rtt(rt, to, count); });
+            clients.start([&rt, to, count] { run_udp_rtt(rt, to, count); });
         } else if (w[0] == "hold" && (w.size() == 6 || w.size() == 7)) {
             const HoldResult r = hold_connections(rt.stack(0), ip(w[1]), static_cast<std::uint16_t>(std::stoul(w[2])),
                                                   std::max(1u, static_cast<unsigned>(std::stoul(w[3]))),
@@ -753,9 +791,7 @@ int main(int argc, char** argv) {
             say("UNKNOWN %s\n", line.c_str());
         }
     }
-    for (auto& t : clients) {
-        t.join();
-    }
+    clients.join_all();
     for (gs::Socket* s : held) {
         gs::close(s);
     }
