@@ -27,7 +27,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -63,15 +62,10 @@ struct Level {
 };
 std::vector<Level> g_levels;
 
-// Resident memory of a process (VmRSS), bytes; -1 when it is gone.
+// Resident memory of a process, bytes; -1 when it is gone.
 double rss_bytes(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);) {
-        if (line.rfind("VmRSS:", 0) == 0) {
-            return std::stod(line.substr(6)) * 1024; // "VmRSS:    1234 kB"
-        }
-    }
-    return -1;
+    const long long kib = resident_kib(pid);
+    return kib < 0 ? -1 : static_cast<double>(kib) * 1024;
 }
 
 double dfield(const std::string& line, const std::string& key) {

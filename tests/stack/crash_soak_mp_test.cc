@@ -22,7 +22,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -116,17 +115,6 @@ struct Memory {
     std::uint64_t heap_without_stacks() const { return heap_allocated - memp_bytes; }
     std::size_t memzones_without_stacks() const { return memzones - memp_owners.size(); }
 };
-
-// VmRSS of pid in KiB (0 when gone).
-long long resident_kib(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(status, line);) {
-        if (line.rfind("VmRSS:", 0) == 0) {
-            return std::atoll(line.c_str() + 6);
-        }
-    }
-    return 0;
-}
 
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) {

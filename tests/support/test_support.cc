@@ -267,6 +267,16 @@ bool Child::wait_success(std::chrono::milliseconds timeout) {
 
 std::string source_path(const std::string& relative) { return std::string(GAZELLE_SOURCE_DIR) + "/" + relative; }
 
+long long resident_kib(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("VmRSS:", 0) == 0) { // "VmRSS:    1234 kB"
+            return std::atoll(line.c_str() + 6);
+        }
+    }
+    return -1;
+}
+
 std::optional<long long> field(const std::string& line, const std::string& key) {
     std::istringstream in(line);
     std::string word;

@@ -121,6 +121,9 @@ std::string source_path(const std::string& relative);
 // Parses "key=value" from a line like "RESULT a=1 b=2"; nullopt if absent.
 std::optional<long long> field(const std::string& line, const std::string& key);
 
+// Resident memory of a process (VmRSS of /proc/<pid>/status), KiB; -1 when it is gone.
+long long resident_kib(pid_t pid);
+
 // A file in a fresh temporary directory, removed with it.
 class TempDir {
 public:
