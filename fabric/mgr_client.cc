@@ -37,8 +37,10 @@ template <std::size_t N> void copy_text(char (&out)[N], const std::string& text)
     out[n] = '\0';
 }
 
+// Rounded up: a wait truncated to 0 ms in the deadline's last millisecond returns at once, and the
+// caller's loop would spin through futex/poll calls (each a context switch) until the deadline.
 int remaining_ms(Clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
     return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
 }
 

@@ -37,8 +37,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto k_quiesce_limit = std::chrono::milliseconds(200);
 constexpr auto k_graceful_close_limit = std::chrono::milliseconds(300);
 constexpr auto k_settle_at_exit = std::chrono::milliseconds(10);
-// The dispatcher re-checks its stop flag this often (the Poller cannot be woken from outside).
-constexpr int k_dispatch_wait_ms = 50;
 constexpr unsigned k_dispatch_batch = 64;
 // Kernel interface addresses are re-read at most this often.
 constexpr auto k_ifaddr_refresh = std::chrono::seconds(5);
@@ -220,7 +218,8 @@ void dispatcher_main(stack::Poller* poller, std::atomic<bool>* stop) {
     (void)pthread_setname_np(pthread_self(), "gz-posix-ready");
     std::array<stack::Socket*, k_dispatch_batch> batch{};
     while (!stop->load(std::memory_order_acquire)) {
-        const unsigned n = poller->wait(std::span<stack::Socket*>(batch.data(), batch.size()), k_dispatch_wait_ms);
+        // No timeout: stop_dispatcher() interrupts the wait (an idle app's dispatcher sleeps).
+        const unsigned n = poller->wait(std::span<stack::Socket*>(batch.data(), batch.size()), -1);
         for (unsigned i = 0; i < n; ++i) {
             if (Ref<PosixSocket> p = lookup_stack_socket(batch[i])) {
                 p->dispatch();
@@ -472,6 +471,7 @@ void Process::stop_dispatcher() {
     State& s = state();
     if (s.dispatcher.joinable()) {
         s.dispatcher_stop.store(true, std::memory_order_release);
+        s.poller->interrupt();
         s.dispatcher.join();
     }
 }

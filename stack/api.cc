@@ -30,8 +30,10 @@ constexpr std::size_t k_max_datagram = 65507;
 
 using Clock = std::chrono::steady_clock;
 
+// Rounded up: a wait truncated to 0 ms in the deadline's last millisecond returns at once, and the
+// caller's loop would spin through futex/poll calls (each a context switch) until the deadline.
 int remaining_ms(Clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
     return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1000));
 }
 
@@ -469,11 +471,20 @@ unsigned Poller::wait(std::span<Socket*> out, int timeout_ms) {
             return n;
         }
         const std::uint32_t seen = state_->wait.snapshot();
+        if (state_->interrupted.exchange(false, std::memory_order_acq_rel)) {
+            return 0;
+        }
         if (!state_->ready.empty()) {
             continue;
         }
         state_->wait.wait(seen, timeout_ms < 0 ? 1000 : remaining_ms(deadline));
     }
+}
+
+void Poller::interrupt() {
+    // Flag before the bump: a waiter that snapshots the word after our bump sees the flag.
+    state_->interrupted.store(true, std::memory_order_release);
+    state_->wait.notify();
 }
 
 } // namespace gazelle::stack

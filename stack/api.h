@@ -125,8 +125,12 @@ public:
     // Ends membership (close() does it too).
     void remove(Socket* s);
     // Writes up to out.size() sockets whose readiness changed since they were last handed out,
-    // waiting up to timeout_ms (< 0: forever) for the first. Returns the count (0: timeout).
+    // waiting up to timeout_ms (< 0: forever) for the first. Returns the count (0: timeout, or
+    // interrupted).
     unsigned wait(std::span<Socket*> out, int timeout_ms);
+    // Any thread: the current wait() returns at once (or the next one, if none is waiting), so a
+    // thread can wait forever and still be told to stop.
+    void interrupt();
 
 private:
     PollerState* state_;

@@ -5,8 +5,10 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
@@ -97,6 +99,7 @@ struct Runtime::Impl {
     // One stack thread, from init to shutdown. Runs on its EAL lcore.
     void run_stack(std::size_t index) {
         Stack& stack = *stacks[index];
+        name_stack_thread(stack.slot_);
         const unsigned port = fabric->registry().queue(stack.slot_).port;
         auto engine = std::make_unique<StackEngine>(stack, *fabric, *port_ios[port]);
         Result<void> init = engine->init();
@@ -105,6 +108,17 @@ struct Runtime::Impl {
             engine->run();
         }
         engine->shutdown();
+    }
+
+    // "gz-stack-<queue>" in top -H, ps -L and /proc/<pid>/task/*/comm (EAL named it rte-worker-<lcore>
+    // or, on the main lcore, after the process). Never on the process's main thread: its name is
+    // the process's (pgrep, ps).
+    static void name_stack_thread(fabric::QueueSlot slot) {
+        if (gettid() == getpid()) {
+            return;
+        }
+        const std::string name = "gz-stack-" + std::to_string(slot);
+        (void)pthread_setname_np(pthread_self(), name.c_str());
     }
 
     static int worker_entry(void* arg) {

@@ -142,6 +142,7 @@ public:
 struct PollerState {
     detail::MpscList<Socket, &Socket::next_ready_> ready;
     detail::WaitWord wait;
+    std::atomic<bool> interrupted{false}; // Poller::interrupt(), taken by the next wait() round
     std::deque<Socket*> pending; // taken from `ready`, not yet handed out (wait() caller only)
     std::mutex stacks_mutex;
     std::vector<Stack*> stacks;  // stacks whose sockets were members (quiescence on destruction)

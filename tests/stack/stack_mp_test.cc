@@ -65,21 +65,24 @@ TEST_F(StackMpTest, IdleStacksUseAlmostNoCpu) {
     const auto load = ask(*client, "load 198.18.0.1 7000 50 8 10000", "LOAD", 30s);
     EXPECT_EQ(field(load, "done"), 50) << load;
     std::this_thread::sleep_for(std::chrono::milliseconds(500)); // past the idle spin and TIME_WAIT timers' start
-    const long hz = sysconf(_SC_CLK_TCK);
-    const long long s0 = cpu_ticks(server->pid());
-    const long long c0 = cpu_ticks(client->pid());
-    const long long s0_ns = cpu_ns(server->pid());
-    const long long c0_ns = cpu_ns(client->pid());
-    constexpr int seconds = 3;
-    std::this_thread::sleep_for(std::chrono::seconds(seconds));
-    const double server_pct = 100.0 * static_cast<double>(cpu_ticks(server->pid()) - s0) / static_cast<double>(hz * seconds);
-    const double client_pct = 100.0 * static_cast<double>(cpu_ticks(client->pid()) - c0) / static_cast<double>(hz * seconds);
-    std::printf("idle CPU (schedstat) over %d s: server %.3f%%, client %.3f%%\n", seconds,
-                static_cast<double>(cpu_ns(server->pid()) - s0_ns) / (1e7 * seconds),
-                static_cast<double>(cpu_ns(client->pid()) - c0_ns) / (1e7 * seconds));
-    std::printf("idle CPU over %d s: server (2 stacks) %.2f%%, client (1 stack) %.2f%%\n", seconds, server_pct, client_pct);
-    EXPECT_LT(server_pct, 2.0);
-    EXPECT_LT(client_pct, 2.0);
+    const auto server0 = sched_snapshot(server->pid());
+    const auto client0 = sched_snapshot(client->pid());
+    constexpr double seconds = 3;
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    const IdleUse s = idle_use(server0, sched_snapshot(server->pid()), seconds);
+    const IdleUse c = idle_use(client0, sched_snapshot(client->pid()), seconds);
+    std::printf("idle over %.0f s: server (2 stacks) %.3f%% CPU, client (1 stack) %.3f%% CPU; stack wake-ups %.1f/s and "
+                "%.1f/s at most, %.0f and %.0f us of CPU each\n  server: %s\n  client: %s\n",
+                seconds, s.cpu_pct, c.cpu_pct, s.stack_wakeups_max, c.stack_wakeups_max, s.stack_wakeup_cpu_us,
+                c.stack_wakeup_cpu_us, s.text.c_str(), c.text.c_str());
+    EXPECT_EQ(s.stack_threads, 2u);
+    EXPECT_EQ(c.stack_threads, 1u);
+    // On doorbells a stack wakes for its lwIP timers only: every 250 ms while it has TCP
+    // connections (here: TIME_WAIT), every 1 s for ARP and reassembly.
+    EXPECT_LE(s.stack_wakeups_max, 8.0);
+    EXPECT_LE(c.stack_wakeups_max, 8.0);
+    EXPECT_LT(s.cpu_pct, 2.0);
+    EXPECT_LT(c.cpu_pct, 2.0);
     // And they still answer at once after the idle period.
     const auto rtt = ask(*client, "rtt 198.18.0.1 7000 200 64", "RTT", 30s);
     EXPECT_EQ(field(rtt, "ok"), 1) << rtt;

@@ -8,8 +8,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -21,26 +24,6 @@
 #include "tests/support/test_support.h"
 
 namespace gazelle::test {
-
-// utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15).
-inline long long cpu_ticks(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text;
-    std::getline(in, text);
-    const auto paren = text.rfind(')');
-    if (paren == std::string::npos) {
-        return -1;
-    }
-    std::istringstream fields(text.substr(paren + 2));
-    std::string skip;
-    for (int i = 3; i < 14; ++i) {
-        fields >> skip;
-    }
-    long long utime = 0;
-    long long stime = 0;
-    fields >> utime >> stime;
-    return utime + stime;
-}
 
 // Time on CPU of all threads of a process, in nanoseconds (sum of the first field of
 // /proc/<pid>/task/*/schedstat): finer than the clock ticks of /proc/<pid>/stat.
@@ -55,6 +38,67 @@ inline long long cpu_ns(pid_t pid) {
         }
     }
     return total;
+}
+
+// The scheduler's view of each thread of a process at one moment (/proc/<pid>/task/<tid>/:
+// comm, and schedstat's time on CPU and number of times it was switched in).
+struct ThreadSched {
+    std::string name;
+    long long cpu_ns = 0;
+    long long runs = 0;
+};
+inline std::map<long, ThreadSched> sched_snapshot(pid_t pid) {
+    std::map<long, ThreadSched> threads;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+        ThreadSched t;
+        std::ifstream comm(task.path() / "comm");
+        std::getline(comm, t.name);
+        std::ifstream stat(task.path() / "schedstat");
+        long long wait_ns = 0;
+        if (stat >> t.cpu_ns >> wait_ns >> t.runs) {
+            threads.emplace(std::stol(task.path().filename().string()), std::move(t));
+        }
+    }
+    return threads;
+}
+
+// What a process did between two snapshots: its CPU use, and how often its stack threads
+// (named gz-stack-<queue> by the runtime) woke up. Idle, both follow the wake-ups: each costs a
+// context switch, whose price depends on the machine (70-300 us in these VMs), their number on
+// our sleep policy only.
+struct IdleUse {
+    double cpu_pct = 0;             // all threads, % of one CPU
+    double stack_wakeups_max = 0;   // per second, of the stack thread that woke most
+    double stack_wakeup_cpu_us = 0; // stack threads' CPU per wake-up
+    unsigned stack_threads = 0;
+    std::string text; // every thread that ran, for the log
+};
+inline IdleUse idle_use(const std::map<long, ThreadSched>& before, const std::map<long, ThreadSched>& after,
+                        double seconds) {
+    IdleUse use;
+    long long stack_ns = 0;
+    long long stack_runs = 0;
+    for (const auto& [tid, end] : after) {
+        const auto start = before.find(tid);
+        const long long ns = end.cpu_ns - (start == before.end() ? 0 : start->second.cpu_ns);
+        const long long runs = end.runs - (start == before.end() ? 0 : start->second.runs);
+        use.cpu_pct += 100.0 * static_cast<double>(ns) / (1e9 * seconds);
+        if (end.name.starts_with("gz-stack-")) {
+            use.stack_threads += 1;
+            use.stack_wakeups_max = std::max(use.stack_wakeups_max, static_cast<double>(runs) / seconds);
+            stack_ns += ns;
+            stack_runs += runs;
+        }
+        if (runs != 0) {
+            char line[160];
+            std::snprintf(line, sizeof line, "%s%s %.2f ms %.1f/s", use.text.empty() ? "" : ", ", end.name.c_str(),
+                          static_cast<double>(ns) / 1e6, static_cast<double>(runs) / seconds);
+            use.text += line;
+        }
+    }
+    use.stack_wakeup_cpu_us = stack_runs == 0 ? 0 : static_cast<double>(stack_ns) / 1e3 / static_cast<double>(stack_runs);
+    return use;
 }
 
 struct StackSpec {
