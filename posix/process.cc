@@ -37,6 +37,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto k_quiesce_limit = std::chrono::milliseconds(200);
 constexpr auto k_graceful_close_limit = std::chrono::milliseconds(300);
 constexpr auto k_settle_at_exit = std::chrono::milliseconds(10);
+// The dispatcher's backstop re-check of its poller (stop_dispatcher() interrupts the wait).
+constexpr int k_dispatch_wait_ms = 50;
 constexpr unsigned k_dispatch_batch = 64;
 // Kernel interface addresses are re-read at most this often.
 constexpr auto k_ifaddr_refresh = std::chrono::seconds(5);
@@ -218,8 +220,7 @@ void dispatcher_main(stack::Poller* poller, std::atomic<bool>* stop) {
     (void)pthread_setname_np(pthread_self(), "gz-posix-ready");
     std::array<stack::Socket*, k_dispatch_batch> batch{};
     while (!stop->load(std::memory_order_acquire)) {
-        // No timeout: stop_dispatcher() interrupts the wait (an idle app's dispatcher sleeps).
-        const unsigned n = poller->wait(std::span<stack::Socket*>(batch.data(), batch.size()), -1);
+        const unsigned n = poller->wait(std::span<stack::Socket*>(batch.data(), batch.size()), k_dispatch_wait_ms);
         for (unsigned i = 0; i < n; ++i) {
             if (Ref<PosixSocket> p = lookup_stack_socket(batch[i])) {
                 p->dispatch();

@@ -62,9 +62,8 @@ struct StackOptions {
     unsigned idle_spin_us = 200;
     // Longest single sleep (lwIP's timers wake the stack earlier when they are due; packets and
     // app requests ring a doorbell). Each wake-up costs a context switch, 70-300 us of CPU in
-    // these VMs, so an idle stack should wake no more often than its timers: lwIP's are 1 s
-    // (ARP, reassembly) and 250 ms while TCP connections exist.
-    unsigned max_sleep_us = 1000000;
+    // these VMs: 10 a second is what an idle stack pays for this backstop.
+    unsigned max_sleep_us = 100000;
     // Ports without a doorbell (ethdev: the NIC queue cannot wake us): the sleep starts at
     // ethdev_sleep_min_us and doubles up to ethdev_sleep_max_us while nothing arrives.
     unsigned ethdev_sleep_min_us = 50;
